@@ -1,0 +1,105 @@
+"""The `dittofs.io/adapters` annotation: the running protocol adapters DittoFS reports.
+
+It is the sync hook's only source of adapter state. Three outcomes, never confused:
+known with adapters, known and empty (remove every adapter port and Service), and unknown
+(absent or malformed: keep what is observed, delete nothing).
+"""
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+import pydantic
+from pydantic import Field
+
+from hooks import names
+
+ANNOTATION = "dittofs.io/adapters"
+NFS = "nfs"
+
+
+class Entry(pydantic.BaseModel):
+    """One item of `GET /api/v1/adapters`; fields other than these four are ignored."""
+
+    model_config = pydantic.ConfigDict(extra="ignore", frozen=True)
+    type: Annotated[str, Field(strict=True)]
+    enabled: Annotated[bool, Field(strict=True)]
+    running: Annotated[bool, Field(strict=True)]
+    port: Annotated[int, Field(strict=True)]
+
+
+_ENTRIES = pydantic.TypeAdapter(list[Entry])
+
+
+@dataclass(frozen=True, order=True)
+class Adapter:
+    """An active adapter: sanitized type and its TCP port."""
+
+    type: str
+    port: int
+
+    @property
+    def is_nfs(self) -> bool:
+        return self.type == NFS
+
+
+@dataclass(frozen=True)
+class State:
+    known: bool
+    adapters: tuple[Adapter, ...] = ()   # sorted by type; empty when unknown
+    reason: str = "AnnotationValid"
+    message: str = ""
+
+
+def _unknown(reason: str, message: str) -> State:
+    return State(known=False, reason=reason, message=message)
+
+
+def parse_entries(text: str) -> list[Entry]:
+    """Entries of an annotation or API body; raises ValueError when it is not the right shape."""
+    try:
+        return _ENTRIES.validate_json(text)
+    except pydantic.ValidationError as exc:
+        raise ValueError(str(exc.errors(include_url=False)[0]["msg"])) from None
+
+
+def active(entries: list[Entry]) -> tuple[Adapter, ...]:
+    """Enabled and running adapters keyed by sanitized type; on a shared type the lowest port wins."""
+    best: dict[str, int] = {}
+    for entry in entries:
+        if entry.enabled and entry.running:
+            key = names.sanitize(entry.type)
+            best[key] = min(entry.port, best.get(key, entry.port))
+    return tuple(sorted(Adapter(key, port) for key, port in best.items()))
+
+
+def state_from_annotations(annotations: dict | None) -> State:
+    """Adapter state from the parent's annotations."""
+    raw = (annotations or {}).get(ANNOTATION)
+    if raw is None:
+        return _unknown("AnnotationMissing", f"annotation {ANNOTATION} is not set")
+    if not isinstance(raw, str):
+        return _unknown("AnnotationInvalid", f"annotation {ANNOTATION} is not a string")
+    try:
+        entries = parse_entries(raw)
+    except ValueError as exc:
+        return _unknown("AnnotationInvalid", f"annotation {ANNOTATION} is malformed: {exc}")
+    found = active(entries)
+    bad = [a for a in found if not 1 <= a.port <= 65535]
+    if bad:
+        return _unknown("AnnotationInvalid", f"adapter {bad[0].type} has port {bad[0].port} outside 1..65535")
+    return State(known=True, adapters=found, message=f"{len(found)} active adapter(s)")
+
+
+def canonical(entries: list[Entry]) -> str:
+    """The annotation value for a list of entries: reduced, sorted by sanitized type, compact.
+
+    Ids and timestamps never reach it, so it changes only when the adapter set changes.
+    """
+    reduced = sorted(
+        (names.sanitize(e.type), e.port, e.type, e.enabled, e.running) for e in entries
+    )
+    items = [
+        {"type": raw_type, "enabled": enabled, "running": running, "port": port}
+        for _, port, raw_type, enabled, running in reduced
+    ]
+    return json.dumps(items, separators=(",", ":"))

@@ -1,0 +1,74 @@
+"""The Flask app: routes, body limits and the mapping of every failure to a JSON answer.
+
+Built by `create_app()` (Flask's application factory); importing this module does nothing.
+The core below it never imports Flask, so it runs the same under the CLI and the tests.
+"""
+import logging
+
+import flask
+import orjson
+from werkzeug import exceptions
+
+from hooks import __version__, customize, errors, settings, sync
+
+log = logging.getLogger("hooks.app")
+JSON = "application/json"
+
+
+def respond(body: dict, status: int = 200) -> flask.Response:
+    """Canonical JSON (sorted keys), so equal answers are equal bytes."""
+    return flask.Response(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), status=status, mimetype=JSON)
+
+
+def read_json() -> object:
+    """The request body as JSON, or a 400. Reading enforces MAX_CONTENT_LENGTH (413)."""
+    raw = flask.request.get_data(cache=False)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise errors.HookError(400, "InvalidJSON", f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise errors.HookError(400, "InvalidJSON", "request body must be a JSON object")
+    return body
+
+
+def register_errors(app: flask.Flask) -> None:
+    @app.errorhandler(errors.HookError)
+    def hook_error(exc: errors.HookError):
+        return respond(exc.body(), exc.status)
+
+    @app.errorhandler(exceptions.HTTPException)
+    def http_error(exc: exceptions.HTTPException):
+        code = exc.code or 500
+        message = "request body is too large" if code == 413 else (exc.description or exc.name)
+        return respond(errors.HookError(code, exc.name.replace(" ", ""), message).body(), code)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        # A bug, not bad input. Log the traceback here; the caller sees only a JSON line.
+        log.exception("unhandled error on %s", flask.request.path)
+        return respond(errors.HookError(500, "InternalError", "internal error; see the hook's log").body(), 500)
+
+
+def register_routes(app: flask.Flask, config: settings.Settings) -> None:
+    @app.get("/healthz")
+    def healthz():
+        return respond({"status": "ok", "version": __version__})
+
+    @app.post("/sync")
+    def sync_hook():
+        return respond(sync.desired_state(read_json(), strategy=config.apply_strategy))
+
+    @app.post("/customize")
+    def customize_hook():
+        return respond(customize.related_resources(read_json()))
+
+
+def create_app(config: settings.Settings | None = None) -> flask.Flask:
+    config = config or settings.Settings.from_env()
+    app = flask.Flask("hooks")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.extensions["dittofs_settings"] = config
+    register_errors(app)
+    register_routes(app, config)
+    return app

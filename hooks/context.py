@@ -1,0 +1,49 @@
+"""Everything one sync needs, read once from the request: the parent, its spec, adapter state,
+the observed children and the hook's own settings. Builders take a `Context` and return dicts.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+from hooks import adapters, observed, ports, spec
+
+SELECTOR_APP = "dittofs-server"
+MANAGED_BY = "dittofs-hooks"
+CONTAINER = "dittofs"
+
+
+@dataclass(frozen=True)
+class Context:
+    name: str
+    namespace: str
+    parent: dict
+    spec: spec.DittoServerSpec
+    state: adapters.State
+    observed: observed.Observed
+    strategy: ports.Strategy
+    random_token: Callable[[int], str]   # only used for Secrets that do not exist yet
+
+    @property
+    def selector(self) -> dict:
+        """The pod selector labels; also the Services' selector."""
+        return {"app": SELECTOR_APP, "instance": self.name}
+
+    @property
+    def labels(self) -> dict:
+        return {**self.selector, "app.kubernetes.io/managed-by": MANAGED_BY}
+
+    def meta(self, name: str, labels: dict | None = None, annotations: dict | None = None) -> dict:
+        found = {"name": name, "namespace": self.namespace, "labels": {**self.labels, **(labels or {})}}
+        if annotations:
+            found["annotations"] = dict(annotations)
+        return found
+
+    def child_name(self, suffix: str) -> str:
+        return f"{self.name}-{suffix}"
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.spec.metrics.port if self.spec.metrics.enabled else None
+
+    @property
+    def api_port(self) -> int:
+        return self.spec.control_plane.port

@@ -1,0 +1,139 @@
+"""The `dittofs` container's merged port list and the adapter Service ports derived from it.
+
+Static ports (`api`, `metrics`) plus one `adapter-*` port per active adapter (NFS also has its
+portmapper), resolved against the keys the apply strategy merges by, sorted by name. The
+resolution order is fixed (static first, then by name, an adapter's own port before another
+adapter's auxiliary port of the same name), so the result never depends on input order.
+"""
+from dataclasses import dataclass
+from typing import Literal
+
+from hooks import adapters, names
+
+Strategy = Literal["dynamic-apply", "server-side-apply"]
+DYNAMIC: Strategy = "dynamic-apply"
+SERVER_SIDE: Strategy = "server-side-apply"
+
+PORTMAPPER_TARGET = 10111   # where the NFS adapter's embedded portmapper listens in the pod
+PORTMAPPER_PORT = 111       # what NFS clients query on the Service
+PM_TCP_NAME = "adapter-nfs-pm"
+PM_UDP_NAME = "adapter-pm-udp"
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    container_port: int
+    protocol: str = "TCP"
+    owner: str | None = None          # sanitized adapter type; None for static or kept ports
+    primary: bool = True              # the adapter's own port, not its portmapper
+    service_name: str | None = None   # name and port on the adapter Service, when it has one
+    service_port: int | None = None
+
+    def as_container_port(self) -> dict:
+        return {"name": self.name, "containerPort": self.container_port, "protocol": self.protocol}
+
+    def as_service_port(self) -> dict:
+        return {
+            "name": self.service_name,
+            "port": self.service_port,
+            "targetPort": self.container_port,
+            "protocol": self.protocol,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    ports: tuple[Port, ...]                      # the container's list, sorted by name
+    adapters: tuple[adapters.Adapter, ...]       # adapters whose own port survived
+    conflicts: tuple[str, ...]
+
+    def ports_of(self, adapter_type: str) -> tuple[Port, ...]:
+        return tuple(p for p in self.ports if p.owner == adapter_type)
+
+
+def static_ports(api_port: int, metrics_port: int | None) -> list[Port]:
+    found = [Port("api", api_port)]
+    if metrics_port is not None:
+        found.append(Port("metrics", metrics_port))
+    return found
+
+
+def adapter_candidates(adapter: adapters.Adapter, strategy: Strategy) -> list[Port]:
+    """The ports one active adapter asks for; NFS adds its portmapper (UDP only under SSA)."""
+    name = names.port_name(adapter.type)
+    found = [Port(name, adapter.port, owner=adapter.type, service_name=name, service_port=adapter.port)]
+    if adapter.is_nfs:
+        found.append(Port(PM_TCP_NAME, PORTMAPPER_TARGET, "TCP", adapter.type, False, "portmap", PORTMAPPER_PORT))
+        if strategy == SERVER_SIDE:
+            found.append(Port(PM_UDP_NAME, PORTMAPPER_TARGET, "UDP", adapter.type, False, "portmap-udp", PORTMAPPER_PORT))
+    return found
+
+
+def kept_candidates(observed_ports: list[dict]) -> list[Port]:
+    """Observed `adapter-*` container ports, kept as they are while adapter state is unknown."""
+    found = []
+    for item in observed_ports:
+        name, number = item.get("name"), item.get("containerPort")
+        if isinstance(name, str) and name.startswith(names.ADAPTER_PORT_PREFIX) and isinstance(number, int):
+            found.append(Port(name, number, str(item.get("protocol") or "TCP"), primary=False))
+    return found
+
+
+def merge_key(port: Port, strategy: Strategy) -> tuple:
+    """What Metacontroller matches container ports by: containerPort alone, or with protocol."""
+    return (port.container_port,) if strategy == DYNAMIC else (port.container_port, port.protocol)
+
+
+def resolve(static: list[Port], dynamic: list[Port], strategy: Strategy) -> tuple[list[Port], list[str]]:
+    """Drop every port whose name or merge key is already taken, in priority order."""
+    ordered = static + sorted(dynamic, key=lambda p: (p.name, not p.primary, p.container_port, p.protocol))
+    taken_names: dict[str, Port] = {}
+    taken_keys: dict[tuple, Port] = {}
+    lost_owners: set[str] = set()
+    kept, conflicts = [], []
+    for port in ordered:
+        if port.owner in lost_owners:
+            continue   # an adapter whose own port lost keeps none of its auxiliary ports
+        winner = taken_names.get(port.name) or taken_keys.get(merge_key(port, strategy))
+        if winner is not None:
+            conflicts.append(
+                f"port {port.name} ({port.container_port}/{port.protocol}) clashes with "
+                f"{winner.name} ({winner.container_port}/{winner.protocol}) and is left out"
+            )
+            if port.primary and port.owner is not None:
+                lost_owners.add(port.owner)
+            continue
+        taken_names[port.name] = port
+        taken_keys[merge_key(port, strategy)] = port
+        kept.append(port)
+    return sorted(kept, key=lambda p: p.name), conflicts
+
+
+def plan(
+    state: adapters.State,
+    api_port: int,
+    metrics_port: int | None,
+    observed_ports: list[dict],
+    strategy: Strategy,
+) -> Plan:
+    """The merged port list for this input, with the adapters it applies and any clashes."""
+    if state.known:
+        dynamic = [p for a in state.adapters for p in adapter_candidates(a, strategy)]
+    else:
+        dynamic = kept_candidates(observed_ports)
+    kept, conflicts = resolve(static_ports(api_port, metrics_port), dynamic, strategy)
+    owners = {p.owner for p in kept if p.primary}
+    applied = tuple(a for a in state.adapters if a.type in owners)
+    return Plan(tuple(kept), applied, tuple(conflicts))
+
+
+def service_ports(ports: tuple[Port, ...], strategy: Strategy) -> list[dict]:
+    """An adapter Service's ports, unique by the merge key of Service ports (port[, protocol])."""
+    seen, found = set(), []
+    for port in sorted(ports, key=lambda p: (not p.primary, p.name)):
+        key = (port.service_port,) if strategy == DYNAMIC else (port.service_port, port.protocol)
+        if key not in seen:
+            seen.add(key)
+            found.append(port.as_service_port())
+    return sorted(found, key=lambda p: p["name"])

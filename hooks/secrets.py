@@ -1,0 +1,44 @@
+"""Generated Secrets: the JWT signing secret and the first admin's credentials.
+
+Values are random only until the Secret exists; from then on the observed data is returned
+unchanged, as `data` (base64), so Metacontroller never rewrites them.
+"""
+import base64
+import secrets
+import string
+
+from hooks import context, observed
+
+JWT_SUFFIX = "jwt-secret"
+JWT_KEY = "jwt-secret"
+ADMIN_SUFFIX = "admin-credentials"
+USERNAME_KEY, PASSWORD_KEY = "username", "password"
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def random_token(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _secret(ctx: context.Context, suffix: str, wanted: dict) -> dict:
+    """A Secret whose observed keys win; `wanted` maps each key to a factory of its first value."""
+    name = ctx.child_name(suffix)
+    current = observed.dig(ctx.observed.of(observed.SECRET).get(name), "data", default={})
+    data = {key: current[key] if isinstance(current.get(key), str) else _b64(make()) for key, make in sorted(wanted.items())}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": ctx.meta(name), "type": "Opaque", "data": data}
+
+
+def build(ctx: context.Context) -> list[dict]:
+    found = []
+    if ctx.spec.identity.jwt.secret_ref is None:
+        found.append(_secret(ctx, JWT_SUFFIX, {JWT_KEY: lambda: ctx.random_token(64)}))
+    if ctx.spec.identity.admin.password_secret_ref is None:
+        found.append(_secret(ctx, ADMIN_SUFFIX, {
+            USERNAME_KEY: lambda: ctx.spec.identity.admin.username,
+            PASSWORD_KEY: lambda: ctx.random_token(32),
+        }))
+    return found

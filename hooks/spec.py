@@ -1,0 +1,194 @@
+"""The `DittoServer` parent: its spec with the contract's defaults, validated by pydantic.
+
+Field names follow the established DittoFS operator CRD (camelCase in YAML, snake_case here).
+Unknown fields are ignored: the CRD's structural schema prunes them before the hook sees them.
+"""
+from typing import Annotated, Literal
+
+import pydantic
+from pydantic import Field
+from pydantic.alias_generators import to_camel
+
+from hooks import durations, errors, names
+
+GROUP = "dittofs.dittofs.com"
+KIND = "DittoServer"
+NAME_MAX = 52                     # the StatefulSet controller appends a revision hash to pod labels
+DEFAULT_POLLING_SECONDS = 30.0
+
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
+Size = Annotated[str, Field(pattern=r"^[0-9]+(Gi|Mi|Ti)$")]
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+# resources / securityContext / podSecurityContext are Kubernetes types passed through as-is.
+PassThrough = dict[str, object]
+
+
+class Model(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class SecretKeyRef(Model):
+    name: Annotated[str, Field(min_length=1)]
+    key: Annotated[str, Field(min_length=1)]
+
+
+class SecretNameRef(Model):
+    name: Annotated[str, Field(min_length=1)]
+
+
+class Storage(Model):
+    metadata_size: Size
+    cache_size: Size = "5Gi"
+    content_size: Size | None = None
+    storage_class_name: str | None = None
+
+
+class Sqlite(Model):
+    path: str = "/data/controlplane/controlplane.db"
+
+
+class Database(Model):
+    type: Literal["sqlite", "postgres"] = "sqlite"
+    sqlite: Sqlite = Sqlite()
+    postgres_secret_ref: SecretKeyRef | None = None
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.postgres_secret_ref is not None
+
+
+class Cache(Model):
+    path: str = "/data/cache"
+    size: str = "1GB"
+
+
+class Metrics(Model):
+    enabled: bool = False
+    port: Port = 9090
+
+
+class ControlPlane(Model):
+    port: Port = 8080
+
+
+class Jwt(Model):
+    secret_ref: SecretKeyRef | None = None
+    access_token_duration: str = "15m"
+    refresh_token_duration: str = "168h"
+    issuer: str = "dittofs"
+
+
+class Admin(Model):
+    username: Annotated[str, Field(min_length=1)] = "admin"
+    password_secret_ref: SecretKeyRef | None = None
+
+
+class Identity(Model):
+    jwt: Jwt = Jwt()
+    admin: Admin = Admin()
+
+
+class AdapterDiscovery(Model):
+    polling_interval: str = "30s"
+    credentials_secret_ref: SecretNameRef | None = None
+
+    @property
+    def polling_seconds(self) -> float:
+        return durations.positive_or(self.polling_interval, DEFAULT_POLLING_SECONDS)
+
+
+class AdapterServices(Model):
+    type: ServiceType = "LoadBalancer"
+    annotations: dict[str, str] = {}
+
+
+class ApiService(Model):
+    type: ServiceType = "ClusterIP"
+    annotations: dict[str, str] = {}
+
+
+class S3Credentials(Model):
+    secret_name: Annotated[str, Field(min_length=1)]
+    access_key_id_key: str = "accessKeyId"
+    secret_access_key_key: str = "secretAccessKey"
+    endpoint_key: str = "endpoint"
+
+
+class S3(Model):
+    credentials_secret_ref: S3Credentials | None = None
+    region: str | None = None
+    bucket: str | None = None
+
+
+class DittoServerSpec(Model):
+    image: Annotated[str, Field(min_length=1)] = "marmos91c/dittofs:latest"
+    replicas: Literal[0, 1] = 1
+    storage: Storage
+    database: Database = Database()
+    cache: Cache = Cache()
+    metrics: Metrics = Metrics()
+    control_plane: ControlPlane = ControlPlane()
+    identity: Identity = Identity()
+    adapter_discovery: AdapterDiscovery = AdapterDiscovery()
+    adapter_services: AdapterServices = AdapterServices()
+    service: ApiService = ApiService()
+    s3: S3 | None = None
+    resources: PassThrough | None = None
+    security_context: PassThrough | None = None
+    pod_security_context: PassThrough = {"fsGroup": 1000}
+
+    @pydantic.model_validator(mode="after")
+    def _ports_differ(self) -> "DittoServerSpec":
+        if self.metrics.port == self.control_plane.port:
+            raise ValueError("metrics.port must differ from controlPlane.port")
+        return self
+
+    def referenced_secrets(self) -> list[str]:
+        """Names of the user's Secrets that the pod or config depends on, sorted, unique."""
+        refs = [
+            self.identity.jwt.secret_ref,
+            self.identity.admin.password_secret_ref,
+            self.database.postgres_secret_ref,
+        ]
+        found = {ref.name for ref in refs if ref is not None}
+        if self.s3 and self.s3.credentials_secret_ref:
+            found.add(self.s3.credentials_secret_ref.secret_name)
+        return sorted(found)
+
+
+def _field_path(prefix: str, loc: tuple) -> str:
+    return ".".join([prefix, *(str(part) for part in loc)])
+
+
+def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
+    """Validate a raw spec, raising a 422 `HookError` that names the first bad field."""
+    if not isinstance(raw, dict):
+        raise errors.invalid("spec must be an object", field, "InvalidSpec")
+    try:
+        return DittoServerSpec.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        path = _field_path(field, first["loc"]) if first["loc"] else field
+        raise errors.invalid(first["msg"], path, "InvalidSpec") from None
+
+
+def check_parent(parent: object) -> tuple[str, str, dict]:
+    """(name, namespace, metadata) of a DittoServer parent, or a 422 saying what is wrong."""
+    if not isinstance(parent, dict):
+        raise errors.invalid("request has no parent object", "parent", "MissingParent")
+    if parent.get("kind") != KIND or not str(parent.get("apiVersion", "")).startswith(GROUP + "/"):
+        raise errors.invalid(f"parent must be a {GROUP} {KIND}", "parent.kind", "WrongKind")
+    metadata = parent.get("metadata")
+    if not isinstance(metadata, dict):
+        raise errors.invalid("parent has no metadata", "parent.metadata", "InvalidParent")
+    name, namespace = metadata.get("name"), metadata.get("namespace")
+    if not isinstance(name, str) or not names.is_dns1035_label(name, NAME_MAX):
+        raise errors.invalid(
+            f"parent name must be a DNS-1035 label of at most {NAME_MAX} characters",
+            "parent.metadata.name", "InvalidName",
+        )
+    if not isinstance(namespace, str) or not namespace:
+        raise errors.invalid("parent has no namespace", "parent.metadata.namespace", "InvalidParent")
+    return name, namespace, metadata

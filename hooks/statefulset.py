@@ -1,0 +1,158 @@
+"""The DittoFS StatefulSet: one `dittofs` container with the merged port list.
+
+`selector`, `serviceName` and `volumeClaimTemplates` cannot change after creation; when a
+StatefulSet is observed they are copied from it verbatim. On creation the claim templates are
+written in the form the API server stores, so the second sync returns exactly the first.
+"""
+from hooks import configmap, context, observed, ports, secrets
+
+CONFIG_HASH_ANNOTATION = "dittofs.io/config-hash"
+CONFIG_DIR = "/config"
+COMMAND = ["/app/dittofs", "start", "--foreground", "--config", f"{CONFIG_DIR}/{configmap.CONFIG_KEY}"]
+IMMUTABLE = ("selector", "serviceName", "volumeClaimTemplates")
+
+
+def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dict:
+    ref = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+def env(ctx: context.Context) -> list[dict]:
+    s = ctx.spec
+    jwt = s.identity.jwt.secret_ref
+    found = [_secret_env("DITTOFS_CONTROLPLANE_SECRET", *(
+        (jwt.name, jwt.key) if jwt else (ctx.child_name(secrets.JWT_SUFFIX), secrets.JWT_KEY)))]
+    admin = s.identity.admin.password_secret_ref
+    if admin:
+        found.append(_secret_env("DITTOFS_ADMIN_PASSWORD_HASH", admin.name, admin.key))
+    else:
+        found.append(_secret_env("DITTOFS_ADMIN_INITIAL_PASSWORD", ctx.child_name(secrets.ADMIN_SUFFIX),
+                                 secrets.PASSWORD_KEY, optional=True))
+    if s.database.postgres_secret_ref:
+        ref = s.database.postgres_secret_ref
+        found.append(_secret_env("DITTOFS_DATABASE_POSTGRES", ref.name, ref.key))
+    if s.s3:
+        found += s3_env(s.s3)
+    return found
+
+
+def s3_env(s3) -> list[dict]:
+    found = []
+    creds = s3.credentials_secret_ref
+    if creds:
+        found += [
+            _secret_env("AWS_ACCESS_KEY_ID", creds.secret_name, creds.access_key_id_key),
+            _secret_env("AWS_SECRET_ACCESS_KEY", creds.secret_name, creds.secret_access_key_key),
+            _secret_env("AWS_ENDPOINT_URL", creds.secret_name, creds.endpoint_key, optional=True),
+        ]
+    if s3.region:
+        found.append({"name": "AWS_REGION", "value": s3.region})
+    if s3.bucket:
+        found.append({"name": "AWS_S3_BUCKET", "value": s3.bucket})
+    return found
+
+
+def volume_names(ctx: context.Context) -> list[tuple[str, str]]:
+    """(claim name, mount path) pairs, in a fixed order."""
+    found = [("metadata", "/data/metadata"), ("cache", "/data/cache")]
+    if ctx.spec.storage.content_size:
+        found.append(("content", "/data/content"))
+    return found
+
+
+def mounts(ctx: context.Context) -> list[dict]:
+    found = [{"name": claim, "mountPath": path} for claim, path in volume_names(ctx)]
+    # The control-plane database (users, shares, adapter settings) lives on the metadata
+    # volume, so a pod restart does not forget which adapters exist.
+    found.append({"name": "metadata", "mountPath": "/data/controlplane", "subPath": "controlplane"})
+    found.append({"name": "config", "mountPath": CONFIG_DIR, "readOnly": True})
+    return found
+
+
+def claim(name: str, size: str, storage_class: str | None) -> dict:
+    """A volumeClaimTemplate in the API server's stored form."""
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}, "volumeMode": "Filesystem"}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+            "spec": spec, "status": {"phase": "Pending"}}
+
+
+def claims(ctx: context.Context) -> list[dict]:
+    st = ctx.spec.storage
+    sizes = {"metadata": st.metadata_size, "cache": st.cache_size, "content": st.content_size}
+    return [claim(name, sizes[name], st.storage_class_name) for name, _ in volume_names(ctx)]
+
+
+def _probe(path: str, **timing) -> dict:
+    return {"httpGet": {"path": path, "port": "api"}, **timing}
+
+
+def container(ctx: context.Context, plan: ports.Plan) -> dict:
+    found = {
+        "name": context.CONTAINER,
+        "image": ctx.spec.image,
+        "command": COMMAND,
+        "ports": [p.as_container_port() for p in plan.ports],
+        "env": env(ctx),
+        "volumeMounts": mounts(ctx),
+        "startupProbe": _probe("/health", periodSeconds=2, failureThreshold=60),
+        "livenessProbe": _probe("/health", periodSeconds=10, failureThreshold=3),
+        "readinessProbe": _probe("/health/ready", periodSeconds=5, failureThreshold=3),
+        # Give Service endpoints time to drop the pod before DittoFS stops taking connections.
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+    }
+    if ctx.spec.resources:
+        found["resources"] = ctx.spec.resources
+    if ctx.spec.security_context:
+        found["securityContext"] = ctx.spec.security_context
+    return found
+
+
+def observed_container_ports(sts: dict | None) -> list[dict]:
+    """The `dittofs` container's ports in an observed StatefulSet."""
+    for item in observed.dig(sts, "spec", "template", "spec", "containers", default=[]) or []:
+        if isinstance(item, dict) and item.get("name") == context.CONTAINER:
+            found = item.get("ports") or []
+            return [p for p in found if isinstance(p, dict)]
+    return []
+
+
+def storage_drift(ctx: context.Context, sts: dict | None) -> str | None:
+    """What spec.storage asks for that the observed claim templates do not have, if anything."""
+    if sts is None:
+        return None
+    def summary(templates):
+        return sorted((observed.dig(t, "metadata", "name"), observed.dig(t, "spec", "resources", "requests", "storage"),
+                       observed.dig(t, "spec", "storageClassName")) for t in templates if isinstance(t, dict))
+    have = summary(observed.dig(sts, "spec", "volumeClaimTemplates", default=[]) or [])
+    want = summary(claims(ctx))
+    if have == want:
+        return None
+    return (f"spec.storage asks for {want} but the StatefulSet's volumeClaimTemplates are {have}; "
+            "they cannot change in place, so the change is ignored")
+
+
+def build(ctx: context.Context, plan: ports.Plan, config_hash: str) -> dict:
+    sts = ctx.observed.of(observed.STATEFULSET).get(ctx.name)
+    fixed = {"selector": {"matchLabels": ctx.selector}, "serviceName": ctx.child_name("headless"),
+             "volumeClaimTemplates": claims(ctx)}
+    if sts is not None:
+        fixed = {key: observed.dig(sts, "spec", key) for key in IMMUTABLE if observed.dig(sts, "spec", key) is not None}
+    pod_labels = {**ctx.labels, **(observed.dig(fixed, "selector", "matchLabels", default={}) or {})}
+    spec = {
+        "replicas": ctx.spec.replicas,
+        **fixed,
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        "template": {
+            "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash}},
+            "spec": {
+                "securityContext": ctx.spec.pod_security_context,
+                "containers": [container(ctx, plan)],
+                "volumes": [{"name": "config", "configMap": {"name": ctx.child_name(configmap.SUFFIX)}}],
+            },
+        },
+    }
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": ctx.meta(ctx.name), "spec": spec}
