@@ -1,0 +1,85 @@
+"""Requests as Metacontroller sends them, built from small parts, for the tests."""
+import copy
+import json
+from datetime import datetime, timezone
+
+from hooks import sync
+
+API_VERSION = "dittofs.dittofs.com/v1alpha1"
+GROUPS = ("ConfigMap.v1", "Secret.v1", "Service.v1", "StatefulSet.apps/v1")
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
+SPEC = {"storage": {"metadataSize": "10Gi"}}
+
+
+def entry(type_: str, port: int, enabled: bool = True, running: bool = True, **extra) -> dict:
+    return {"type": type_, "enabled": enabled, "running": running, "port": port, **extra}
+
+
+def annotation(*entries: dict) -> str:
+    return json.dumps(list(entries))
+
+
+def parent(name="demo", namespace="storage", spec=None, adapters=None, generation=1, status=None) -> dict:
+    """A DittoServer; `adapters` is a list of entries, a raw annotation string, or None (absent)."""
+    meta = {"name": name, "namespace": namespace, "generation": generation, "uid": "u-1", "annotations": {}}
+    if adapters is not None:
+        meta["annotations"]["dittofs.io/adapters"] = adapters if isinstance(adapters, str) else annotation(*adapters)
+    found = {"apiVersion": API_VERSION, "kind": "DittoServer", "metadata": meta,
+             "spec": copy.deepcopy(SPEC if spec is None else spec)}
+    if status is not None:
+        found["status"] = status
+    return found
+
+
+def group_of(obj: dict) -> str:
+    return f"{obj['kind']}.{obj['apiVersion']}"
+
+
+def children_map(objects: list[dict], version: str = "v1") -> dict:
+    found = {g: {} for g in GROUPS}
+    for obj in objects:
+        meta = obj["metadata"]
+        key = meta["name"] if version == "v1" else f"{meta.get('namespace', 'storage')}/{meta['name']}"
+        found.setdefault(group_of(obj), {})[key] = copy.deepcopy(obj)
+    return found
+
+
+def request(parent_obj: dict, observed: list[dict] | None = None, related: list[dict] | None = None,
+            version: str = "v1") -> dict:
+    return {
+        "controller": {"metadata": {"name": "dittofs"}},
+        "parent": parent_obj,
+        "children": children_map(observed or [], version),
+        "related": children_map(related or [], version) if related else {},
+        "finalizing": False,
+    }
+
+
+def fake_token(length: int) -> str:
+    return ("x" * length)[:length]
+
+
+def sync_of(req: dict, strategy: str = "dynamic-apply") -> dict:
+    """desired_state with a fixed clock and fixed 'random' values."""
+    return sync.desired_state(req, strategy=strategy, now=NOW, random_token=fake_token)
+
+
+def child(response: dict, kind: str, name: str) -> dict | None:
+    return next((c for c in response["children"] if c["kind"] == kind and c["metadata"]["name"] == name), None)
+
+
+def names_of(response: dict, kind: str) -> list[str]:
+    return sorted(c["metadata"]["name"] for c in response["children"] if c["kind"] == kind)
+
+
+def container_ports(response: dict, name: str = "demo") -> list[dict]:
+    sts = child(response, "StatefulSet", name)
+    return sts["spec"]["template"]["spec"]["containers"][0]["ports"]
+
+
+def port_names(response: dict, name: str = "demo") -> list[str]:
+    return [p["name"] for p in container_ports(response, name)]
+
+
+def condition(response: dict, type_: str) -> dict | None:
+    return next((c for c in response["status"]["conditions"] if c["type"] == type_), None)

@@ -1,0 +1,370 @@
+"""The sync hook's behaviour, call by call: children, adapter state, ports, Secrets, status."""
+import base64
+import copy
+import json
+
+import pytest
+
+from hooks import customize, errors, sync
+from tests import factory as f
+
+NFS, SMB = f.entry("nfs", 12049), f.entry("smb", 12445)
+
+
+def run(parent=None, observed=None, related=None, strategy="dynamic-apply", version="v1"):
+    return f.sync_of(f.request(parent or f.parent(), observed, related, version), strategy)
+
+
+def converge(parent, strategy="dynamic-apply"):
+    """Two syncs: the second sees the first's children as observed (no server defaults)."""
+    first = run(parent, strategy=strategy)
+    return run(parent, observed=first["children"], strategy=strategy)
+
+
+# --- response shape -------------------------------------------------------------------------
+
+def test_response_has_exactly_the_three_keys():
+    assert set(run()) == {"status", "children", "resyncAfterSeconds"}
+
+
+def test_children_always_present():
+    resp = run(f.parent(adapters=[]))
+    assert f.names_of(resp, "Secret") == ["demo-admin-credentials", "demo-jwt-secret"]
+    assert f.names_of(resp, "ConfigMap") == ["demo-config"]
+    assert f.names_of(resp, "Service") == ["demo-api", "demo-headless"]
+    assert f.names_of(resp, "StatefulSet") == ["demo"]
+
+
+def test_metrics_service_only_when_enabled():
+    spec = {**f.SPEC, "metrics": {"enabled": True, "port": 9100}}
+    resp = run(f.parent(spec=spec, adapters=[]))
+    assert f.child(resp, "Service", "demo-metrics")["spec"]["ports"][0]["port"] == 9100
+    assert f.port_names(resp) == ["api", "metrics"]
+
+
+def test_v1_and_v2_keying_give_identical_answers():
+    p = f.parent(adapters=[NFS])
+    first = run(p)
+    assert run(p, first["children"], version="v1") == run(p, first["children"], version="v2")
+
+
+# --- adapter state --------------------------------------------------------------------------
+
+def test_only_enabled_and_running_adapters_count():
+    p = f.parent(adapters=[NFS, f.entry("smb", 12445, running=False), f.entry("webdav", 8081, enabled=False)])
+    resp = run(p)
+    assert f.port_names(resp) == ["adapter-nfs", "adapter-nfs-pm", "api"]
+    assert resp["status"]["adapters"] == [{"type": "nfs", "port": 12049}]
+
+
+def test_duplicate_sanitized_types_keep_the_lowest_port():
+    resp = run(f.parent(adapters=[f.entry("NFS", 3000), f.entry("nfs", 2049)]))
+    assert {"name": "adapter-nfs", "containerPort": 2049, "protocol": "TCP"} in f.container_ports(resp)
+    assert resp["status"]["adapters"] == [{"type": "nfs", "port": 2049}]
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (None, "AnnotationMissing"),
+    ("not json", "AnnotationInvalid"),
+    ('{"type": "nfs"}', "AnnotationInvalid"),
+    ('[{"type": "nfs", "enabled": "yes", "running": true, "port": 1}]', "AnnotationInvalid"),
+    ('[{"type": "nfs", "enabled": true, "running": true, "port": 70000}]', "AnnotationInvalid"),
+    ('[{"type": "nfs", "enabled": true, "running": true, "port": 0}]', "AnnotationInvalid"),
+    ('[{"type": "nfs", "enabled": true, "running": true}]', "AnnotationInvalid"),
+])
+def test_unknown_state_keeps_observed_adapter_services_and_ports(raw, reason):
+    known = run(f.parent(adapters=[NFS, SMB]))
+    resp = run(f.parent(adapters=raw), observed=known["children"])
+    assert f.container_ports(resp) == f.container_ports(known)
+    assert f.names_of(resp, "Service") == f.names_of(known, "Service")
+    assert f.child(resp, "Service", "demo-adapter-smb") == f.child(known, "Service", "demo-adapter-smb")
+    cond = f.condition(resp, "AdaptersKnown")
+    assert cond["status"] == "False" and cond["reason"] == reason
+    assert resp["status"]["adapters"] == [{"type": "nfs", "port": 12049}, {"type": "smb", "port": 12445}]
+
+
+def test_unknown_state_prefers_the_last_applied_configuration():
+    known = run(f.parent(adapters=[SMB]))
+    live = copy.deepcopy(f.child(known, "Service", "demo-adapter-smb"))
+    applied = copy.deepcopy(live)
+    live["spec"]["clusterIP"] = "10.0.0.7"
+    live["metadata"]["annotations"] = {"metacontroller.k8s.io/last-applied-configuration": json.dumps(applied)}
+    others = [c for c in known["children"] if c["metadata"]["name"] != "demo-adapter-smb"]
+    resp = run(f.parent(adapters=None), observed=others + [live])
+    assert f.child(resp, "Service", "demo-adapter-smb") == applied
+
+
+def test_unknown_state_with_nothing_observed_adds_nothing():
+    resp = run(f.parent(adapters=None))
+    assert f.port_names(resp) == ["api"]
+    assert f.names_of(resp, "Service") == ["demo-api", "demo-headless"]
+
+
+def test_valid_empty_array_removes_adapter_ports_and_services():
+    known = run(f.parent(adapters=[NFS, SMB]))
+    resp = run(f.parent(adapters=[]), observed=known["children"])
+    assert f.port_names(resp) == ["api"]
+    assert f.names_of(resp, "Service") == ["demo-api", "demo-headless"]
+    assert f.condition(resp, "AdaptersKnown")["status"] == "True"
+
+
+# --- ports and conflicts --------------------------------------------------------------------
+
+def test_nfs_gets_portmapper_and_smb_does_not():
+    resp = run(f.parent(adapters=[NFS, SMB]))
+    nfs = f.child(resp, "Service", "demo-adapter-nfs")["spec"]["ports"]
+    smb = f.child(resp, "Service", "demo-adapter-smb")["spec"]["ports"]
+    assert nfs == [
+        {"name": "adapter-nfs", "port": 12049, "targetPort": 12049, "protocol": "TCP"},
+        {"name": "portmap", "port": 111, "targetPort": 10111, "protocol": "TCP"},
+    ]
+    assert smb == [{"name": "adapter-smb", "port": 12445, "targetPort": 12445, "protocol": "TCP"}]
+
+
+def test_udp_portmapper_only_under_server_side_apply():
+    dynamic = run(f.parent(adapters=[NFS]))
+    ssa = run(f.parent(adapters=[NFS]), strategy="server-side-apply")
+    assert "adapter-pm-udp" not in f.port_names(dynamic)
+    assert {"name": "adapter-pm-udp", "containerPort": 10111, "protocol": "UDP"} in f.container_ports(ssa)
+    udp = [p for p in f.child(ssa, "Service", "demo-adapter-nfs")["spec"]["ports"] if p["protocol"] == "UDP"]
+    assert udp == [{"name": "portmap-udp", "port": 111, "targetPort": 10111, "protocol": "UDP"}]
+
+
+def test_adapter_on_the_api_port_is_left_out_and_reported():
+    resp = run(f.parent(adapters=[f.entry("smb", 8080), NFS]))
+    assert f.port_names(resp) == ["adapter-nfs", "adapter-nfs-pm", "api"]
+    assert f.child(resp, "Service", "demo-adapter-smb") is None
+    assert resp["status"]["adapters"] == [{"type": "nfs", "port": 12049}]
+    cond = f.condition(resp, "PortConflict")
+    assert cond["status"] == "True" and "adapter-smb" in cond["message"]
+
+
+def test_two_adapters_on_one_port_the_name_sorting_first_wins():
+    resp = run(f.parent(adapters=[f.entry("webdav", 9000), f.entry("smb", 9000)]))
+    assert f.port_names(resp) == ["adapter-smb", "api"]
+    assert f.names_of(resp, "Service") == ["demo-adapter-smb", "demo-api", "demo-headless"]
+
+
+def test_adapter_on_the_portmapper_port_loses_to_nfs():
+    resp = run(f.parent(adapters=[NFS, f.entry("smb", 10111)]))
+    assert f.port_names(resp) == ["adapter-nfs", "adapter-nfs-pm", "api"]
+    assert f.condition(resp, "PortConflict") is not None
+
+
+def test_nfs_on_the_portmapper_port_keeps_its_own_port():
+    resp = run(f.parent(adapters=[f.entry("nfs", 10111)]))
+    assert f.port_names(resp) == ["adapter-nfs", "api"]
+    ports = f.child(resp, "Service", "demo-adapter-nfs")["spec"]["ports"]
+    assert [p["name"] for p in ports] == ["adapter-nfs"]
+
+
+def test_no_conflict_condition_when_ports_are_clean():
+    assert f.condition(run(f.parent(adapters=[NFS, SMB])), "PortConflict") is None
+
+
+def test_custom_adapter_service_type_and_annotations():
+    spec = {**f.SPEC, "adapterServices": {"type": "NodePort", "annotations": {"lb.example/pool": "nas"}}}
+    svc = f.child(run(f.parent(spec=spec, adapters=[SMB])), "Service", "demo-adapter-smb")
+    assert svc["spec"]["type"] == "NodePort"
+    assert svc["metadata"]["annotations"] == {"lb.example/pool": "nas"}
+    assert svc["metadata"]["labels"]["dittofs.io/adapter-service"] == "true"
+    assert svc["metadata"]["labels"]["dittofs.io/adapter-type"] == "smb"
+    assert svc["spec"]["selector"] == {"app": "dittofs-server", "instance": "demo"}
+
+
+# --- Secrets ---------------------------------------------------------------------------------
+
+def test_generated_secrets_are_random_once_then_kept():
+    first = sync.desired_state(f.request(f.parent()), now=f.NOW)
+    jwt = f.child(first, "Secret", "demo-jwt-secret")
+    value = base64.b64decode(jwt["data"]["jwt-secret"]).decode()
+    assert len(value) == 64 and value.isalnum()
+    again = sync.desired_state(f.request(f.parent()), now=f.NOW)
+    assert f.child(again, "Secret", "demo-jwt-secret")["data"] != jwt["data"]   # random before it exists
+    kept = sync.desired_state(f.request(f.parent(), observed=first["children"]), now=f.NOW)
+    for name in ("demo-jwt-secret", "demo-admin-credentials"):
+        assert f.child(kept, "Secret", name)["data"] == f.child(first, "Secret", name)["data"]
+        assert "stringData" not in f.child(kept, "Secret", name)
+
+
+def test_a_missing_key_is_filled_and_existing_keys_kept():
+    observed = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-admin-credentials"},
+                "data": {"username": base64.b64encode(b"root").decode()}}
+    secret = f.child(run(observed=[observed]), "Secret", "demo-admin-credentials")
+    assert base64.b64decode(secret["data"]["username"]) == b"root"
+    assert base64.b64decode(secret["data"]["password"]) == b"x" * 32
+
+
+def test_referenced_secrets_replace_generated_ones():
+    spec = {**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}},
+                                   "admin": {"passwordSecretRef": {"name": "adm", "key": "hash"}}}}
+    resp = run(f.parent(spec=spec))
+    assert f.names_of(resp, "Secret") == []
+    env = {e["name"]: e for e in f.child(resp, "StatefulSet", "demo")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DITTOFS_CONTROLPLANE_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "jwt", "key": "k"}
+    assert env["DITTOFS_ADMIN_PASSWORD_HASH"]["valueFrom"]["secretKeyRef"] == {"name": "adm", "key": "hash"}
+    assert "DITTOFS_ADMIN_INITIAL_PASSWORD" not in env
+
+
+def test_postgres_and_s3_env():
+    spec = {**f.SPEC, "database": {"type": "postgres", "postgresSecretRef": {"name": "pg", "key": "dsn"}},
+            "s3": {"credentialsSecretRef": {"secretName": "s3"}, "region": "eu-west-1", "bucket": "b"}}
+    resp = run(f.parent(spec=spec))
+    env = {e["name"]: e for e in f.child(resp, "StatefulSet", "demo")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DITTOFS_DATABASE_POSTGRES"]["valueFrom"]["secretKeyRef"] == {"name": "pg", "key": "dsn"}
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "s3", "key": "accessKeyId"}
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "secretAccessKey"
+    assert env["AWS_ENDPOINT_URL"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert env["AWS_REGION"]["value"] == "eu-west-1"
+    config = f.child(resp, "ConfigMap", "demo-config")["data"]["config.yaml"]
+    assert "type: postgres" in config and "sqlite" not in config
+
+
+# --- StatefulSet -----------------------------------------------------------------------------
+
+def test_claim_templates_are_emitted_in_stored_form():
+    spec = {"storage": {"metadataSize": "10Gi", "cacheSize": "20Gi", "contentSize": "1Ti", "storageClassName": "fast"}}
+    sts = f.child(run(f.parent(spec=spec)), "StatefulSet", "demo")
+    claims = sts["spec"]["volumeClaimTemplates"]
+    assert [c["metadata"]["name"] for c in claims] == ["metadata", "cache", "content"]
+    for c in claims:
+        assert c["apiVersion"] == "v1" and c["kind"] == "PersistentVolumeClaim"
+        assert c["spec"]["volumeMode"] == "Filesystem" and c["status"] == {"phase": "Pending"}
+        assert c["spec"]["storageClassName"] == "fast"
+    assert claims[2]["spec"]["resources"]["requests"]["storage"] == "1Ti"
+    mounts = sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "content", "mountPath": "/data/content"} in mounts
+
+
+def test_immutable_fields_come_from_the_observed_statefulset():
+    first = run(f.parent())
+    sts = copy.deepcopy(f.child(first, "StatefulSet", "demo"))
+    sts["spec"]["selector"] = {"matchLabels": {"app": "legacy"}}
+    sts["spec"]["serviceName"] = "legacy-headless"
+    sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = "3Gi"
+    others = [c for c in first["children"] if c["kind"] != "StatefulSet"]
+    resp = run(f.parent(), observed=others + [sts])
+    out = f.child(resp, "StatefulSet", "demo")
+    for key in ("selector", "serviceName", "volumeClaimTemplates"):
+        assert out["spec"][key] == sts["spec"][key]
+    assert out["spec"]["template"]["metadata"]["labels"]["app"] == "legacy"
+    cond = f.condition(resp, "StorageChangeIgnored")
+    assert cond["status"] == "True" and "10Gi" in cond["message"]
+
+
+def test_no_storage_condition_when_storage_matches():
+    resp = converge(f.parent())
+    assert f.condition(resp, "StorageChangeIgnored") is None
+
+
+def test_config_hash_follows_config_and_related_secrets_but_not_generation():
+    spec = {**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}}}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "jwt"}, "data": {"k": "YQ=="}}
+    base = run(f.parent(spec=spec), related=[secret])["status"]["configHash"]
+    assert run(f.parent(spec=spec, generation=9), related=[secret])["status"]["configHash"] == base
+    assert run(f.parent(spec=spec, adapters=[NFS]), related=[secret])["status"]["configHash"] == base
+    rotated = copy.deepcopy(secret)
+    rotated["data"]["k"] = "Yg=="
+    assert run(f.parent(spec=spec), related=[rotated])["status"]["configHash"] != base
+    changed = {**spec, "cache": {"size": "2GB"}}
+    resp = run(f.parent(spec=changed), related=[secret])
+    assert resp["status"]["configHash"] != base
+    annotations = f.child(resp, "StatefulSet", "demo")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["dittofs.io/config-hash"] == resp["status"]["configHash"]
+
+
+# --- status ----------------------------------------------------------------------------------
+
+def _with_status(children, ready, available=None, generation=1):
+    out = copy.deepcopy(children)
+    for c in out:
+        if c["kind"] == "StatefulSet":
+            c["metadata"]["generation"] = generation
+            c["status"] = {"observedGeneration": generation, "replicas": 1, "readyReplicas": ready,
+                           "availableReplicas": ready if available is None else available,
+                           "currentRevision": "r1", "updateRevision": "r1"}
+    return out
+
+
+def test_phase_and_replica_counts_come_from_the_observed_statefulset():
+    first = run(f.parent())
+    assert first["status"]["phase"] == "Pending"
+    running = run(f.parent(), observed=_with_status(first["children"], ready=1))
+    assert running["status"]["phase"] == "Running"
+    assert running["status"]["readyReplicas"] == 1 and running["status"]["availableReplicas"] == 1
+    assert f.condition(running, "Ready")["status"] == "True"
+    assert f.condition(running, "Progressing")["status"] == "False"
+    stopped = run(f.parent(spec={**f.SPEC, "replicas": 0}), observed=first["children"])
+    assert stopped["status"]["phase"] == "Stopped"
+    assert f.child(stopped, "StatefulSet", "demo")["spec"]["replicas"] == 0
+
+
+def test_transition_time_is_kept_while_status_holds_and_moves_when_it_changes():
+    earlier = "2026-01-01T00:00:00Z"
+    first = run(f.parent(adapters=[]))
+    conditions = [dict(c, lastTransitionTime=earlier) for c in first["status"]["conditions"]]
+    p = f.parent(adapters=[], status={"conditions": conditions})
+    same = run(p, observed=first["children"])
+    assert f.condition(same, "AdaptersKnown")["lastTransitionTime"] == earlier
+    flipped = run(f.parent(adapters=None, status={"conditions": conditions}), observed=first["children"])
+    assert f.condition(flipped, "AdaptersKnown")["lastTransitionTime"] == "2026-11-26T12:00:00Z"
+    assert f.condition(flipped, "Ready")["lastTransitionTime"] == earlier
+
+
+def test_status_generation_is_the_parents():
+    resp = run(f.parent(generation=7))
+    assert resp["status"]["observedGeneration"] == 7
+    assert {c["observedGeneration"] for c in resp["status"]["conditions"]} == {7}
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+def _error(req) -> errors.HookError:
+    with pytest.raises(errors.HookError) as info:
+        sync.desired_state(req)
+    return info.value
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda r: r.pop("parent"), "parent"),
+    (lambda r: r["parent"].update(kind="Pod"), "parent.kind"),
+    (lambda r: r["parent"].update(apiVersion="other.io/v1"), "parent.kind"),
+    (lambda r: r["parent"]["metadata"].update(name="x" * 53), "parent.metadata.name"),
+    (lambda r: r["parent"]["metadata"].update(name="1abc"), "parent.metadata.name"),
+    (lambda r: r["parent"]["metadata"].update(name="a.b"), "parent.metadata.name"),
+    (lambda r: r["parent"]["metadata"].pop("namespace"), "parent.metadata.namespace"),
+    (lambda r: r["parent"].update(spec=None), "parent.spec"),
+    (lambda r: r["parent"]["spec"].update(replicas=2), "parent.spec.replicas"),
+    (lambda r: r["parent"]["spec"].pop("storage"), "parent.spec.storage"),
+    (lambda r: r["parent"]["spec"]["storage"].update(metadataSize="10GB"), "parent.spec.storage.metadataSize"),
+    (lambda r: r["parent"]["spec"].update(controlPlane={"port": 0}), "parent.spec.controlPlane.port"),
+    (lambda r: r["parent"]["spec"].update(service={"type": "Foo"}), "parent.spec.service.type"),
+    (lambda r: r["parent"]["spec"].update(metrics={"port": 8080}), "parent.spec"),
+    (lambda r: r.pop("children"), "children"),
+    (lambda r: r["children"].pop("Secret.v1"), "children.Secret.v1"),
+    (lambda r: r["children"].update({"Service.v1": []}), "children.Service.v1"),
+    (lambda r: r["children"]["Service.v1"].update(x={"kind": "Service"}), "children.Service.v1.x"),
+])
+def test_bad_input_is_a_422_naming_the_field(mutate, field):
+    req = f.request(f.parent())
+    mutate(req)
+    err = _error(req)
+    assert err.status == 422
+    assert err.field == field
+    assert err.message
+
+
+def test_a_non_object_request_is_a_400():
+    assert _error([1, 2]).status == 400
+
+
+# --- customize -------------------------------------------------------------------------------
+
+def test_customize_lists_the_referenced_secrets():
+    spec = {**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}}},
+            "s3": {"credentialsSecretRef": {"secretName": "s3"}},
+            "database": {"postgresSecretRef": {"name": "jwt", "key": "dsn"}}}
+    out = customize.related_resources({"parent": f.parent(spec=spec)})
+    assert out == {"relatedResources": [{"apiVersion": "v1", "resource": "secrets", "namespace": "storage",
+                                         "names": ["jwt", "s3"]}]}
+    assert customize.related_resources({"parent": f.parent()}) == {"relatedResources": []}
