@@ -205,7 +205,8 @@ def _service_defaults(svc: dict) -> None:
     external = svc_type in ("NodePort", "LoadBalancer")
     for port in _dicts(spec, "ports"):
         port.setdefault("protocol", "TCP")
-        port.setdefault("targetPort", port.get("port"))
+        if "port" in port:
+            port.setdefault("targetPort", port["port"])
         if external:
             node_seed = f"{seed}/{port.get('port')}/{port['protocol']}"
             port.setdefault("nodePort", 30000 + _digest(node_seed) % 2768)
@@ -441,8 +442,9 @@ def _plan_with_results(live_objects: list[dict], desired_children: list[dict]
         live = _match(remaining, desired)
         if live is None:
             created = copy.deepcopy(desired)
-            created.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = \
-                last_applied_json(desired)
+            metadata = created.setdefault("metadata", {})
+            metadata["annotations"] = {**(metadata.get("annotations") or {}),
+                                       LAST_APPLIED: last_applied_json(desired)}
             out.append((Change(kind, name, "create", (), is_sts), None, created))
             continue
         remaining = [obj for obj in remaining if obj is not live]

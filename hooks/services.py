@@ -72,7 +72,11 @@ def kept(obj: dict) -> dict:
     cleaned = {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}
     if annotations:
         cleaned["annotations"] = annotations
-    return {"apiVersion": "v1", "kind": "Service", "metadata": cleaned, "spec": obj.get("spec", {})}
+    spec = dict(obj["spec"]) if isinstance(obj.get("spec"), dict) else {}
+    # The live order of ports is the API server's; the answer must not depend on it.
+    found = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+    spec["ports"] = sorted(found, key=lambda p: (str(p.get("name")), str(p.get("port")), str(p.get("protocol"))))
+    return {"apiVersion": "v1", "kind": "Service", "metadata": cleaned, "spec": spec}
 
 
 def observed_adapters(ctx: context.Context) -> list[dict]:
