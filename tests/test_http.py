@@ -1,0 +1,95 @@
+"""The HTTP surface against a real gunicorn process: routes, error codes, limits, survival."""
+import json
+
+import pytest
+import requests
+
+from tests import factory as f, servers
+
+EXAMPLE = (servers.ROOT / "examples" / "sync-request.json").read_text()
+
+
+@pytest.fixture(scope="module")
+def url():
+    with servers.gunicorn() as (base, _):
+        yield base
+
+
+def error_of(resp: requests.Response) -> dict:
+    assert resp.headers["Content-Type"] == "application/json"
+    assert "Traceback" not in resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "field"}
+    return body["error"]
+
+
+def test_healthz(url):
+    resp = requests.get(f"{url}/healthz", timeout=5)
+    assert resp.status_code == 200 and resp.json()["status"] == "ok"
+
+
+def test_sync_answers_the_bundled_example(url):
+    resp = requests.post(f"{url}/sync", data=EXAMPLE, timeout=10)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert set(body) == {"status", "children", "resyncAfterSeconds"}
+    assert body["status"]["adapters"] == [{"type": "nfs", "port": 12049}, {"type": "smb", "port": 12445}]
+    assert f.port_names(body) == ["adapter-nfs", "adapter-nfs-pm", "adapter-smb", "api", "metrics"]
+
+
+def test_sync_is_byte_identical_across_calls_once_secrets_exist(url):
+    first = requests.post(f"{url}/sync", data=EXAMPLE, timeout=10).json()
+    req = json.loads(EXAMPLE)
+    req["children"] = f.children_map(first["children"], "v2")
+    a = requests.post(f"{url}/sync", json=req, timeout=10)
+    b = requests.post(f"{url}/sync", json=req, timeout=10)
+    assert a.status_code == 200 and a.content == b.content
+
+
+def test_customize(url):
+    req = {"controller": {}, "parent": f.parent(spec={**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "j", "key": "k"}}}})}
+    resp = requests.post(f"{url}/customize", json=req, timeout=5)
+    assert resp.status_code == 200
+    assert resp.json()["relatedResources"][0]["names"] == ["j"]
+
+
+@pytest.mark.parametrize("body, status, code", [
+    (b"not json", 400, "InvalidJSON"),
+    (b"[1, 2, 3]", 400, "InvalidJSON"),
+    (b"", 400, "InvalidJSON"),
+    (json.dumps({"children": {}}).encode(), 422, "MissingParent"),
+    (json.dumps(f.request(dict(f.parent(), kind="Pod"))).encode(), 422, "WrongKind"),
+    (json.dumps(f.request(f.parent(spec={"storage": {}}))).encode(), 422, "InvalidSpec"),
+    (json.dumps(f.request(f.parent(name="x" * 60))).encode(), 422, "InvalidName"),
+])
+def test_bad_requests_get_a_json_4xx(url, body, status, code):
+    resp = requests.post(f"{url}/sync", data=body, timeout=5)
+    assert resp.status_code == status
+    assert error_of(resp)["code"] == code
+
+
+def test_wrong_method_and_unknown_route_are_json(url):
+    assert error_of(requests.get(f"{url}/sync", timeout=5))["code"] == "MethodNotAllowed"
+    assert requests.get(f"{url}/nope", timeout=5).status_code == 404
+
+
+def test_a_17_mib_body_is_refused_with_413(url):
+    body = b'{"pad": "' + b"x" * (17 * 1024 * 1024) + b'"}'
+    resp = requests.post(f"{url}/sync", data=body, timeout=30)
+    assert resp.status_code == 413
+    assert error_of(resp)["code"] == "RequestEntityTooLarge"
+
+
+def test_still_serving_after_bad_requests(url):
+    for body in (b"{", b"[]", b'{"parent": 1}', b"\xff\xfe"):
+        assert requests.post(f"{url}/sync", data=body, timeout=5).status_code in (400, 422)
+    assert requests.post(f"{url}/sync", data=EXAMPLE, timeout=10).status_code == 200
+
+
+def test_body_limit_and_apply_strategy_come_from_the_environment():
+    env = {"DITTOFS_HOOK_MAX_BODY_BYTES": "4096", "DITTOFS_HOOK_APPLY_STRATEGY": "server-side-apply"}
+    with servers.gunicorn(env) as (base, _):
+        assert requests.post(f"{base}/sync", data=b" " * 5000 + b"{}", timeout=5).status_code == 413
+        resp = requests.post(f"{base}/sync", data=EXAMPLE, timeout=10)
+        assert resp.status_code == 200
+        assert "adapter-pm-udp" in f.port_names(resp.json())
