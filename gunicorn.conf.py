@@ -16,3 +16,6 @@ preload_app = True
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+# gunicorn >= 25.1 opens a control socket under $HOME or $XDG_RUNTIME_DIR; the image runs with a
+# read-only root filesystem and no home directory, and nothing here uses the socket.
+control_socket_disable = True
