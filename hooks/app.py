@@ -9,7 +9,7 @@ import flask
 import orjson
 from werkzeug import exceptions
 
-from hooks import __version__, customize, errors, settings, sync
+from hooks import __version__, customize, discovery, errors, settings, sync
 
 log = logging.getLogger("hooks.app")
 JSON = "application/json"
@@ -63,12 +63,22 @@ def register_routes(app: flask.Flask, config: settings.Settings) -> None:
     def customize_hook():
         return respond(customize.related_resources(read_json()))
 
+    @app.post("/discover")
+    def discover_hook():
+        return respond(discovery.discover(read_json(), app.extensions[discovery.EXTENSION]))
 
-def create_app(config: settings.Settings | None = None) -> flask.Flask:
+    @app.post("/discover/customize")
+    def discover_customize_hook():
+        return respond(discovery.related_resources(read_json()))
+
+
+def create_app(config: settings.Settings | None = None, discovery_client: discovery.Client | None = None) -> flask.Flask:
     config = config or settings.Settings.from_env()
     app = flask.Flask("hooks")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["dittofs_settings"] = config
+    # One per process: its Session pools connections and its cache keeps login tokens.
+    app.extensions[discovery.EXTENSION] = discovery_client or discovery.Client()
     register_errors(app)
     register_routes(app, config)
     return app

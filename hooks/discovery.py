@@ -109,7 +109,7 @@ def read_credentials(found: dict | None, secret: str, fallback_url: str) -> Cred
     password = _decoded(data, secret, secrets.PASSWORD_KEY)
     for key, value in ((secrets.USERNAME_KEY, username), (secrets.PASSWORD_KEY, password)):
         if not value:
-            raise Unavailable(f"Secret {secret} has no {key} key")
+            raise Unavailable(f"Secret {secret} key {key} is missing or empty")
     url = (_decoded(data, secret, SERVER_URL_KEY) or "").strip().rstrip("/")
     return Credentials(_checked_url(url, secret) if url else fallback_url, username, password)
 
