@@ -3,6 +3,7 @@
 Built by `create_app()` (Flask's application factory); importing this module does nothing.
 The core below it never imports Flask, so it runs the same under the CLI and the tests.
 """
+import hashlib
 import logging
 
 import flask
@@ -20,9 +21,14 @@ def respond(body: dict, status: int = 200) -> flask.Response:
     return flask.Response(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), status=status, mimetype=JSON)
 
 
-def read_json() -> object:
-    """The request body as JSON, or a 400. Reading enforces MAX_CONTENT_LENGTH (413)."""
-    raw = flask.request.get_data(cache=False)
+def read_body() -> bytes:
+    """The raw request body. Reading enforces MAX_CONTENT_LENGTH (413)."""
+    return flask.request.get_data(cache=False)
+
+
+def read_json(raw: bytes | None = None) -> object:
+    """The request body as a JSON object, or a 400."""
+    raw = read_body() if raw is None else raw
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -30,6 +36,17 @@ def read_json() -> object:
     if not isinstance(body, dict):
         raise errors.HookError(400, "InvalidJSON", "request body must be a JSON object")
     return body
+
+
+def etag_of(raw: bytes, config: settings.Settings) -> str:
+    """The sync answer's ETag: a digest of everything the answer depends on.
+
+    The answer is a function of the request body, the hook's version and its apply strategy,
+    so Metacontroller may reuse a cached answer whenever all three are the same.
+    """
+    digest = hashlib.blake2b(raw, digest_size=20, person=b"dittofs-sync")
+    digest.update(f"\0{__version__}\0{config.apply_strategy}".encode())
+    return digest.hexdigest()
 
 
 def register_errors(app: flask.Flask) -> None:
@@ -57,7 +74,16 @@ def register_routes(app: flask.Flask, config: settings.Settings) -> None:
 
     @app.post("/sync")
     def sync_hook():
-        return respond(sync.desired_state(read_json(), strategy=config.apply_strategy))
+        raw = read_body()
+        etag = etag_of(raw, config)
+        if flask.request.if_none_match.contains(etag):
+            # Metacontroller's webhook etag option: it reuses the answer it cached for this ETag.
+            not_modified = flask.Response(status=304)
+            not_modified.set_etag(etag)
+            return not_modified
+        answer = respond(sync.desired_state(read_json(raw), strategy=config.apply_strategy))
+        answer.set_etag(etag)
+        return answer
 
     @app.post("/customize")
     def customize_hook():

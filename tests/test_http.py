@@ -93,3 +93,24 @@ def test_body_limit_and_apply_strategy_come_from_the_environment():
         resp = requests.post(f"{base}/sync", data=EXAMPLE, timeout=10)
         assert resp.status_code == 200
         assert "adapter-pm-udp" in f.port_names(resp.json())
+
+
+def test_sync_etag_and_304(url):
+    first = requests.post(f"{url}/sync", data=EXAMPLE, timeout=10)
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and len(etag) > 20
+    again = requests.post(f"{url}/sync", data=EXAMPLE, timeout=10, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
+    other = json.loads(EXAMPLE)
+    other["parent"]["metadata"]["generation"] = 2
+    changed = requests.post(f"{url}/sync", json=other, timeout=10, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+
+
+def test_etag_depends_on_the_apply_strategy():
+    from hooks import app, settings
+    raw = EXAMPLE.encode()
+    dynamic = app.etag_of(raw, settings.Settings())
+    assert dynamic == app.etag_of(raw, settings.Settings())
+    assert dynamic != app.etag_of(raw, settings.Settings(apply_strategy="server-side-apply"))
+    assert dynamic != app.etag_of(raw + b" ", settings.Settings())
