@@ -1,20 +1,13 @@
-"""A model of how Metacontroller (v4, default "dynamic apply") writes a CompositeController's
-desired children into the cluster, and of what the API server adds to what it stores.
+"""A model of Metacontroller's "dynamic apply": how Metacontroller v4 writes the children a
+CompositeController's sync hook desires, and what the API server adds to what it stores.
 
-Nothing here talks to a network or to Kubernetes. The pieces:
-
-- `merge`: Metacontroller's three-way merge of (live, last applied, desired), ported from its
-  Go code (`pkg/dynamic/apply/apply.go`), quirks included.
-- `server_defaults`: what the API server fills in before it stores a Service, StatefulSet,
-  Secret, ConfigMap or NetworkPolicy.
-- `plan`: what Metacontroller would do with one sync response (create, update, delete or
-  leave alone each child), without doing it.
-- `Cluster`: a fake namespace that performs those plans and counts the writes, so tests can
-  replay sync responses and check that the hook converges (a second identical sync writes
-  nothing) and does not roll pods needlessly.
-
-The facts it rests on are in METACONTROLLER_FACTS.md ("How Metacontroller applies a desired
-child" and "What the API server fills in").
+No network, no Kubernetes client. `merge` is Metacontroller's three-way merge, ported from its
+Go code (pkg/dynamic/apply) with its quirks; `server_defaults` is API-server defaulting;
+`plan` says what one sync response would do to each child; `Cluster` is a fake namespace that
+performs those plans and counts writes, so tests can check that a hook converges (an
+identical second sync writes nothing) and does not roll pods needlessly.
+Facts: METACONTROLLER_FACTS.md, "How Metacontroller applies a desired child" and "What the
+API server fills in".
 """
 
 from __future__ import annotations
@@ -30,74 +23,63 @@ from typing import Any
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
 LIST_MAP_KEYS = ("containerPort", "port", "mountPath", "name", "uid", "ip", "path")
 
-# Metadata that Metacontroller copies back from the live object after merging, so that a hook
-# can never cause a diff through them (Go: objectMetaSystemFields). managedFields is added
-# because the API server owns it too.
-SYSTEM_METADATA = (
-    "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
-)
-# The only StatefulSet spec fields the API server lets an update change.
-STATEFULSET_MUTABLE = (
-    "replicas", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
-    "ordinals", "minReadySeconds",
-)
+# Metadata Metacontroller copies back from the live object after merging (Go:
+# objectMetaSystemFields), so a hook can never cause a diff through it; plus managedFields,
+# which the API server owns.
+SYSTEM_METADATA = ("selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+                   "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields")
+# The only StatefulSet spec fields an update may change.
+STATEFULSET_MUTABLE = ("replicas", "template", "updateStrategy",
+                       "persistentVolumeClaimRetentionPolicy", "ordinals", "minReadySeconds")
 CREATION_TIMESTAMP = "2026-01-01T00:00:00Z"
 
 
 class ImmutableFieldError(Exception):
-    """The API server rejected an update (e.g. a StatefulSet's selector or serviceName changed).
-    Metacontroller then fails that sync on every retry."""
+    """The API server rejected an update (e.g. a StatefulSet's selector, serviceName or
+    volumeClaimTemplates changed); Metacontroller then fails that sync on every retry."""
 
 
 class MergeError(ValueError):
-    """Metacontroller cannot apply this child at all (its last-applied annotation is not JSON)."""
+    """Metacontroller cannot apply the child: its last-applied annotation is not JSON."""
 
 
 # --------------------------------------------------------------------------- three-way merge
 
 
 def merge(live: Any, last_applied: Any, desired: Any) -> Any:
-    """Three-way merge as Metacontroller's dynamic apply does it; returns a new object.
+    """Three-way merge as dynamic apply does it; returns a new object, mutates nothing.
 
-    Objects: a key in last_applied but missing from desired is deleted, desired keys are
-    merged recursively, keys nobody applied stay. Scalars: desired wins. Lists: a "list map"
-    when every item of all three versions is an object and all share a key from LIST_MAP_KEYS
-    (tried in order); items match by the key's string form; two items with the same key in
-    one list collapse into one (the later item's content, at the first item's position); live
-    order is kept and new desired items are appended in desired order. Any other list is
-    replaced whole by desired.
-
-    As in the Go code, the branch is chosen by the *live* value's type: where live holds no
-    list, desired's list is taken verbatim (duplicates included) and only collapses on the
-    next update; where live holds an object or list and desired holds something else, desired
-    counts as absent (the live value stays, minus what was last applied).
+    Objects: a key in last_applied but not in desired is deleted; desired keys merge
+    recursively; keys nobody applied stay. Scalars: desired wins. Lists whose items (in all
+    three versions) are objects sharing a LIST_MAP_KEYS key (tried in order) merge as maps by
+    that key's string form: duplicates within one list collapse (the later item's content at
+    the first one's position), live order is kept, new desired items are appended in desired
+    order. Other lists are replaced whole. As in the Go code, the live value's type picks the
+    branch: where live has no list, desired's list is taken verbatim (duplicates and all, to
+    collapse on the next update); where live has an object or list and desired has another
+    type, desired counts as absent.
     """
     return _merge(copy.deepcopy(live), last_applied, desired)
 
 
 def _merge(live: Any, last: Any, desired: Any) -> Any:
     if isinstance(live, dict):
-        return _merge_object(
-            live, last if isinstance(last, dict) else None,
-            desired if isinstance(desired, dict) else None,
-        )
+        return _merge_object(live, last if isinstance(last, dict) else None,
+                             desired if isinstance(desired, dict) else None)
     if isinstance(live, list):
-        return _merge_list(
-            live, last if isinstance(last, list) else None,
-            desired if isinstance(desired, list) else None,
-        )
+        return _merge_list(live, last if isinstance(last, list) else None,
+                           desired if isinstance(desired, list) else None)
     return copy.deepcopy(desired)
 
 
 def _merge_object(live: dict, last: dict | None, desired: dict | None) -> dict:
-    # Mutates `live`, which is always a private copy (see merge()).
-    desired = desired or {}
-    for key in last or {}:
+    # Mutates `live`, which merge() made a private copy of.
+    last, desired = last or {}, desired or {}
+    for key in last:
         if key not in desired:
             live.pop(key, None)
     for key, value in desired.items():
-        live[key] = _merge(live.get(key), (last or {}).get(key), value)
+        live[key] = _merge(live.get(key), last.get(key), value)
     return live
 
 
@@ -105,9 +87,7 @@ def _merge_list(live: list, last: list | None, desired: list | None) -> list | N
     key = list_map_key(live, last or [], desired or [])
     if key is None:
         return copy.deepcopy(desired)
-    merged = _merge_object(
-        _index(live, key), _index(last or [], key), _index(desired or [], key)
-    )
+    merged = _merge_object(_index(live, key), _index(last or [], key), _index(desired or [], key))
     result = []
     for item in [*live, *(desired or [])]:
         item_key = merge_key_string(item[key])
@@ -117,18 +97,18 @@ def _merge_list(live: list, last: list | None, desired: list | None) -> list | N
 
 
 def list_map_key(*lists: list) -> str | None:
-    """The LIST_MAP_KEYS entry shared by every item of every list, or None (not a list map)."""
+    """The first LIST_MAP_KEYS entry that every item of every list has, or None."""
     common: set[str] | None = None
     for items in lists:
         for item in items:
             if not isinstance(item, dict):
                 return None
             common = set(item) if common is None else common & set(item)
-    return next((key for key in LIST_MAP_KEYS if common and key in common), None)
+    return next((key for key in LIST_MAP_KEYS if key in (common or ())), None)
 
 
 def merge_key_string(value: Any) -> str:
-    """A merge key value as Go's fmt "%v" prints it, so 12049 and 12049.0 match."""
+    """A merge key as Go's fmt "%v" prints it (so 12049 and 12049.0 match)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -139,7 +119,7 @@ def merge_key_string(value: Any) -> str:
 
 
 def _index(items: list, key: str) -> dict[str, Any]:
-    # Later items overwrite earlier ones with the same key: that is the collapse.
+    # A later item overwrites an earlier one with the same key: that is the collapse.
     return {merge_key_string(item[key]): item for item in items}
 
 
@@ -158,15 +138,14 @@ def same(a: Any, b: Any) -> bool:
 
 
 def server_defaults(obj: dict) -> dict:
-    """A copy of `obj` with what the API server fills in for its kind. Never overwrites a value
-    that is present (except that a Secret's stringData is folded into data, as the server
-    does); idempotent. Unknown kinds are returned unchanged."""
-    out = copy.deepcopy(obj)
-    fill = _DEFAULTERS.get(out.get("kind"))
+    """A copy of `obj` with what the API server fills in for its kind (Service, StatefulSet,
+    Secret, ConfigMap, NetworkPolicy; other kinds come back unchanged). Never overwrites a
+    present value, except that a Secret's stringData is folded into data. Idempotent."""
+    fill = _DEFAULTERS.get(obj.get("kind"))
     if fill is None:
-        return out
-    # Every number in these built-in kinds is an integer field: the server stores 1.0 as 1.
-    out = _integral_floats_to_int(out)
+        return copy.deepcopy(obj)
+    # All numbers in these kinds are integer fields: the server stores 8080.0 as 8080.
+    out = _integral_floats_to_int(obj)
     fill(out)
     return out
 
@@ -176,9 +155,13 @@ def _integral_floats_to_int(value: Any) -> Any:
         return {k: _integral_floats_to_int(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_integral_floats_to_int(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _fill(target: dict, **defaults: Any) -> dict:
+    for key, value in defaults.items():
+        target.setdefault(key, value)
+    return target
 
 
 def _dicts(container: dict, key: str) -> list[dict]:
@@ -197,10 +180,8 @@ def _service_defaults(svc: dict) -> None:
     if svc_type != "ExternalName":
         h = _digest(seed)
         ip = spec.setdefault("clusterIP", f"10.96.{(h >> 8) % 256}.{h % 254 + 1}")
-        spec.setdefault("clusterIPs", [ip])
-        spec.setdefault("ipFamilies", ["IPv4"])
-        spec.setdefault("ipFamilyPolicy", "SingleStack")
-        spec.setdefault("internalTrafficPolicy", "Cluster")
+        _fill(spec, clusterIPs=[ip], ipFamilies=["IPv4"], ipFamilyPolicy="SingleStack",
+              internalTrafficPolicy="Cluster")
     spec.setdefault("sessionAffinity", "None")
     external = svc_type in ("NodePort", "LoadBalancer")
     for port in _dicts(spec, "ports"):
@@ -218,71 +199,60 @@ def _service_defaults(svc: dict) -> None:
 
 
 def _statefulset_defaults(sts: dict) -> None:
-    spec = sts.setdefault("spec", {})
-    spec.setdefault("replicas", 1)
-    spec.setdefault("podManagementPolicy", "OrderedReady")
-    spec.setdefault("revisionHistoryLimit", 10)
-    strategy = spec.setdefault("updateStrategy", {})
-    if strategy.setdefault("type", "RollingUpdate") == "RollingUpdate":
-        strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
-    retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
-    retention.setdefault("whenDeleted", "Retain")
-    retention.setdefault("whenScaled", "Retain")
+    spec = _fill(sts.setdefault("spec", {}), replicas=1, podManagementPolicy="OrderedReady",
+                 revisionHistoryLimit=10)
+    strategy = _fill(spec.setdefault("updateStrategy", {}), type="RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        _fill(strategy.setdefault("rollingUpdate", {}), partition=0)
+    _fill(spec.setdefault("persistentVolumeClaimRetentionPolicy", {}),
+          whenDeleted="Retain", whenScaled="Retain")
     _pod_spec_defaults(spec.setdefault("template", {}).setdefault("spec", {}))
     for claim in _dicts(spec, "volumeClaimTemplates"):
-        claim.setdefault("apiVersion", "v1")
-        claim.setdefault("kind", "PersistentVolumeClaim")
-        claim.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
-        claim.setdefault("status", {"phase": "Pending"})
+        _fill(claim, apiVersion="v1", kind="PersistentVolumeClaim", status={"phase": "Pending"})
+        _fill(claim.setdefault("spec", {}), volumeMode="Filesystem")
 
 
 def _pod_spec_defaults(pod: dict) -> None:
-    pod.setdefault("restartPolicy", "Always")
-    pod.setdefault("dnsPolicy", "ClusterFirst")
-    pod.setdefault("schedulerName", "default-scheduler")
-    pod.setdefault("terminationGracePeriodSeconds", 30)
-    pod.setdefault("securityContext", {})
+    _fill(pod, restartPolicy="Always", dnsPolicy="ClusterFirst",
+          schedulerName="default-scheduler", terminationGracePeriodSeconds=30,
+          securityContext={})
     for container in _dicts(pod, "initContainers") + _dicts(pod, "containers"):
         _container_defaults(container)
     for volume in _dicts(pod, "volumes"):
         for source in ("configMap", "secret"):
             if isinstance(volume.get(source), dict):
-                volume[source].setdefault("defaultMode", 420)
+                _fill(volume[source], defaultMode=420)
 
 
 def _container_defaults(container: dict) -> None:
-    container.setdefault("imagePullPolicy", pull_policy(container.get("image", "")))
-    container.setdefault("terminationMessagePath", "/dev/termination-log")
-    container.setdefault("terminationMessagePolicy", "File")
+    _fill(container, imagePullPolicy=pull_policy(str(container.get("image", ""))),
+          terminationMessagePath="/dev/termination-log", terminationMessagePolicy="File")
     for port in _dicts(container, "ports"):
         port.setdefault("protocol", "TCP")
-    for name in ("livenessProbe", "readinessProbe", "startupProbe"):
-        probe = container.get(name)
+    for probe in (container.get(name) for name in ("livenessProbe", "readinessProbe",
+                                                   "startupProbe")):
         if isinstance(probe, dict):
-            for field, value in (("timeoutSeconds", 1), ("periodSeconds", 10),
-                                 ("successThreshold", 1), ("failureThreshold", 3)):
-                probe.setdefault(field, value)
+            _fill(probe, timeoutSeconds=1, periodSeconds=10, successThreshold=1,
+                  failureThreshold=3)
             if isinstance(probe.get("httpGet"), dict):
                 probe["httpGet"].setdefault("scheme", "HTTP")
 
 
 def pull_policy(image: str) -> str:
-    """The server's default imagePullPolicy: Always for ":latest" or no tag, else IfNotPresent."""
+    """The default imagePullPolicy: Always for ":latest" or no tag, else IfNotPresent."""
     last_part = image.rsplit("/", 1)[-1]
     if "@" in last_part:
         return "IfNotPresent"
-    tag = last_part.partition(":")[2]
-    return "Always" if tag in ("", "latest") else "IfNotPresent"
+    return "Always" if last_part.partition(":")[2] in ("", "latest") else "IfNotPresent"
 
 
 def _secret_defaults(secret: dict) -> None:
-    # stringData is write-only: the server folds it into data (it wins over data) and drops it.
+    # stringData is write-only: the server folds it into data (winning over data) and drops it.
     string_data = secret.pop("stringData", None) or {}
     if string_data:
-        data = secret.get("data") or {}
-        for key, text in string_data.items():
-            data[key] = base64.b64encode(str(text).encode()).decode()
-        secret["data"] = data
+        secret["data"] = {**(secret.get("data") or {}), **{
+            key: base64.b64encode(str(text).encode()).decode()
+            for key, text in string_data.items()}}
     secret.setdefault("type", "Opaque")
 
 
@@ -294,13 +264,9 @@ def _network_policy_defaults(policy: dict) -> None:
             port.setdefault("protocol", "TCP")
 
 
-_DEFAULTERS = {
-    "Service": _service_defaults,
-    "StatefulSet": _statefulset_defaults,
-    "Secret": _secret_defaults,
-    "ConfigMap": lambda _configmap: None,
-    "NetworkPolicy": _network_policy_defaults,
-}
+_DEFAULTERS = {"Service": _service_defaults, "StatefulSet": _statefulset_defaults,
+               "Secret": _secret_defaults, "ConfigMap": lambda _: None,
+               "NetworkPolicy": _network_policy_defaults}
 
 
 # --------------------------------------------------------------------------- planning
@@ -312,26 +278,23 @@ class Change:
     name: str
     action: str  # "create" | "update" | "delete" | "unchanged"
     fields: tuple[str, ...]  # dotted paths that differ between live and the merged result
-    restarts_pod: bool  # a StatefulSet's stored pod template changes (or it is created/deleted)
+    restarts_pod: bool  # a StatefulSet's stored pod template changes, or it is created/deleted
 
 
 def last_applied_json(desired: dict) -> str:
-    """The annotation value Metacontroller stores: Go's json.Marshal of the desired object
-    (sorted keys, compact, UTF-8 kept, and <, >, & and U+2028/9 escaped as Go does)."""
+    """The annotation value: Go's json.Marshal of the desired object (sorted keys, compact,
+    UTF-8 kept, <, >, & and U+2028/2029 escaped)."""
     text = json.dumps(desired, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(char, escaped)
+    for char in "<>&\u2028\u2029":
+        text = text.replace(char, f"\\u{ord(char):04x}")
     return text
 
 
 def read_last_applied(live: dict) -> dict:
     text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED) or ""
-    if not text:
-        return {}
     try:
-        value = json.loads(text)
-    except ValueError as exc:  # Go: GetLastApplied fails, so every sync of the parent fails
+        value = json.loads(text) if text else {}
+    except ValueError as exc:  # Go: GetLastApplied fails, and so does every sync of the parent
         raise MergeError(f"{_describe(live)}: {LAST_APPLIED} is not JSON: {exc}") from exc
     return value if isinstance(value, dict) else {}
 
@@ -347,9 +310,14 @@ def apply_update(live: dict, desired: dict) -> dict:
     for field in SYSTEM_METADATA:
         _revert(metadata, live.get("metadata") or {}, field)
     _revert(result, live, "status")
+    _set_last_applied(result, desired)
+    return result
+
+
+def _set_last_applied(obj: dict, desired: dict) -> None:
+    metadata = obj.setdefault("metadata", {})
     metadata["annotations"] = {**(metadata.get("annotations") or {}),
                                LAST_APPLIED: last_applied_json(desired)}
-    return result
 
 
 def _revert(target: dict, original: dict, key: str) -> None:
@@ -360,19 +328,18 @@ def _revert(target: dict, original: dict, key: str) -> None:
 
 
 def diff_paths(old: Any, new: Any, path: str = "") -> list[str]:
-    """Dotted paths where `old` and `new` differ; list-map items are named by their key."""
+    """Dotted paths where `old` and `new` differ; list-map items are named by their key
+    (containers[dittofs].ports[12049].name), other list items by index."""
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
         for key in [*old, *(k for k in new if k not in old)]:
             sub = f"{path}.{key}" if path else str(key)
-            if key not in old or key not in new:
-                out.append(sub)
-            else:
-                out += diff_paths(old[key], new[key], sub)
+            both = key in old and key in new
+            out += diff_paths(old[key], new[key], sub) if both else [sub]
         return out
     if isinstance(old, list) and isinstance(new, list) and not same(old, new):
-        out = _list_diff_paths(old, new, path)
-        return out or [path]  # order or duplicates changed, not any one item
+        # No single item differs when only order or duplicates changed: name the list.
+        return _list_diff_paths(old, new, path) or [path]
     return [] if same(old, new) else [path]
 
 
@@ -380,17 +347,18 @@ def _list_diff_paths(old: list, new: list, path: str) -> list[str]:
     key = list_map_key(old, new) if old and new else None
     if key is not None:
         old_map, new_map = _index(old, key), _index(new, key)
-        pairs = [(k, old_map.get(k), new_map.get(k)) for k in {**old_map, **new_map}]
-        return [p for k, a, b in pairs for p in
-                ([f"{path}[{k}]"] if a is None or b is None else diff_paths(a, b, f"{path}[{k}]"))]
+        return [p for k in {**old_map, **new_map} for p in (
+            diff_paths(old_map[k], new_map[k], f"{path}[{k}]")
+            if k in old_map and k in new_map else [f"{path}[{k}]"])]
     if len(old) == len(new):
-        return [p for i, (a, b) in enumerate(zip(old, new)) for p in diff_paths(a, b, f"{path}[{i}]")]
+        return [p for i, (a, b) in enumerate(zip(old, new))
+                for p in diff_paths(a, b, f"{path}[{i}]")]
     return []
 
 
 def _describe(obj: dict) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{obj.get('kind')} {meta.get('namespace', '')}/{meta.get('name')}"
+    kind, namespace, name = _identity(obj)
+    return f"{kind} {namespace}/{name}"
 
 
 def _identity(obj: dict) -> tuple[str, str, str]:
@@ -398,15 +366,15 @@ def _identity(obj: dict) -> tuple[str, str, str]:
     return obj.get("kind", ""), meta.get("namespace") or "", meta.get("name", "")
 
 
-def _pod_template(obj: dict | None) -> Any:
-    return ((obj or {}).get("spec") or {}).get("template")
+def _pod_template(obj: dict) -> Any:
+    return (obj.get("spec") or {}).get("template")
 
 
 def prepare_desired(desired_children: list[dict], namespace: str | None = None,
                     parent_uid: str | None = None) -> list[dict]:
-    """What Metacontroller does to the hook's children before applying them: a missing
-    namespace becomes the parent's, and with generateSelector every child gets the label
-    controller-uid (both end up in the last-applied annotation)."""
+    """Copies of the hook's children as Metacontroller applies them: a missing namespace
+    becomes the parent's, and (generateSelector) each gets the label controller-uid. Both
+    end up in the last-applied annotation."""
     prepared = copy.deepcopy(desired_children)
     for child in prepared:
         metadata = child.setdefault("metadata", {})
@@ -417,74 +385,71 @@ def prepare_desired(desired_children: list[dict], namespace: str | None = None,
     return prepared
 
 
+def _same_child(a: dict, b: dict) -> bool:
+    (kind_a, ns_a, name_a), (kind_b, ns_b, name_b) = _identity(a), _identity(b)
+    # A missing namespace (the parent's, to be filled in) matches any namespace.
+    return (kind_a, name_a) == (kind_b, name_b) and (not ns_a or not ns_b or ns_a == ns_b)
+
+
 def _match(live_objects: list[dict], desired: dict) -> dict | None:
-    kind, namespace, name = _identity(desired)
-    found = [obj for obj in live_objects
-             if _identity(obj)[0] == kind and _identity(obj)[2] == name
-             and (not namespace or not _identity(obj)[1] or _identity(obj)[1] == namespace)]
+    found = [obj for obj in live_objects if _same_child(obj, desired)]
     if len(found) > 1:
-        raise ValueError(f"{_describe(desired)} matches {len(found)} live objects; give a namespace")
+        raise ValueError(f"{_describe(desired)} matches {len(found)} live objects")
     return found[0] if found else None
 
 
-def _plan_with_results(live_objects: list[dict], desired_children: list[dict]
-                       ) -> list[tuple[Change, dict | None, dict | None]]:
-    """(change, live, object Metacontroller would send) for every child, sorted."""
-    remaining = list(live_objects)
-    seen: set[tuple[str, str, str]] = set()
-    out: list[tuple[Change, dict | None, dict | None]] = []
+def _decide(live: dict | None, desired: dict) -> tuple[Change, dict]:
+    """The change for one desired child, and the object Metacontroller would send."""
+    kind, _, name = _identity(desired)
+    is_sts = kind == "StatefulSet"
+    if live is None:
+        created = copy.deepcopy(desired)
+        _set_last_applied(created, desired)
+        return Change(kind, name, "create", (), is_sts), created
+    result = apply_update(live, desired)
+    if same(result, live):
+        return Change(kind, name, "unchanged", (), False), result
+    # What rolls pods is the template the server stores, defaults included.
+    restarts = is_sts and not same(_pod_template(live), _pod_template(server_defaults(result)))
+    return Change(kind, name, "update", tuple(sorted(diff_paths(live, result))), restarts), result
+
+
+def _plan(live_objects: list[dict], desired_children: list[dict]
+          ) -> list[tuple[Change, dict | None, dict | None]]:
+    """(change, live object, object to send) for every child, sorted by (kind, name)."""
+    remaining, seen, out = list(live_objects), set(), []
     for desired in desired_children:
-        kind, _, name = identity = _identity(desired)
-        if identity in seen:
+        if _identity(desired) in seen:
             raise ValueError(f"duplicate desired child {_describe(desired)}")
-        seen.add(identity)
-        is_sts = kind == "StatefulSet"
+        seen.add(_identity(desired))
         live = _match(remaining, desired)
-        if live is None:
-            created = copy.deepcopy(desired)
-            metadata = created.setdefault("metadata", {})
-            metadata["annotations"] = {**(metadata.get("annotations") or {}),
-                                       LAST_APPLIED: last_applied_json(desired)}
-            out.append((Change(kind, name, "create", (), is_sts), None, created))
-            continue
         remaining = [obj for obj in remaining if obj is not live]
-        result = apply_update(live, desired)
-        if same(result, live):
-            out.append((Change(kind, name, "unchanged", (), False), live, result))
-            continue
-        restarts = is_sts and not same(
-            _pod_template(live), _pod_template(server_defaults(result)))
-        fields = tuple(sorted(diff_paths(live, result)))
-        out.append((Change(kind, name, "update", fields, restarts), live, result))
+        change, result = _decide(live, desired)
+        out.append((change, live, result))
     for live in remaining:
         kind, _, name = _identity(live)
         out.append((Change(kind, name, "delete", (), kind == "StatefulSet"), live, None))
-    out.sort(key=lambda entry: (entry[0].kind, entry[0].name))
-    return out
+    return sorted(out, key=lambda entry: (entry[0].kind, entry[0].name))
 
 
 def plan(live_objects: list[dict], desired_children: list[dict], *,
          namespace: str | None = None, parent_uid: str | None = None) -> list[Change]:
-    """What Metacontroller's dynamic apply would do for one sync response, without doing it.
-
-    Desired children match live objects by kind, namespace and name; a child without a
-    namespace matches the single live object of that kind and name. Pass the parent's
-    `namespace` and `uid` to prepare the children exactly as Metacontroller does first (see
-    prepare_desired), which is needed to get 'unchanged' against a real cluster. 'update'
-    means the merged object differs from live (so Metacontroller writes it); its `fields`
-    name what differs. Sorted by (kind, name).
-    """
+    """What dynamic apply would do for one sync response, without doing it. Children match
+    live objects by kind, namespace and name (no namespace: the single live object of that
+    kind and name). Give the parent's `namespace` and `parent_uid` to prepare the children as
+    Metacontroller does (prepare_desired); against a real cluster that is needed to see
+    'unchanged'. Sorted by (kind, name)."""
     desired = prepare_desired(desired_children, namespace, parent_uid)
-    return [change for change, _, _ in _plan_with_results(live_objects, desired)]
+    return [change for change, _, _ in _plan(live_objects, desired)]
 
 
 def immutable_changes(live: dict, new: dict) -> list[str]:
-    """StatefulSet spec fields an update would change that the API server forbids changing."""
+    """The StatefulSet spec fields an update changes that the API server forbids changing."""
     if live.get("kind") != "StatefulSet":
         return []
     old_spec, new_spec = live.get("spec") or {}, new.get("spec") or {}
-    return sorted(f"spec.{key}" for key in {**old_spec, **new_spec}
-                  if key not in STATEFULSET_MUTABLE and not same(old_spec.get(key), new_spec.get(key)))
+    return sorted(f"spec.{key}" for key in {**old_spec, **new_spec} if key not in
+                  STATEFULSET_MUTABLE and not same(old_spec.get(key), new_spec.get(key)))
 
 
 # --------------------------------------------------------------------------- fake cluster
@@ -492,69 +457,63 @@ def immutable_changes(live: dict, new: dict) -> list[str]:
 
 class Cluster:
     """A fake namespace holding live objects, mutated only through sync responses, like
-    Metacontroller would (update strategy InPlace for every child kind)."""
+    Metacontroller would (child update strategy InPlace for every kind)."""
 
     def __init__(self, namespace: str = "default",
                  parent_uid: str = "0c0ffee0-0000-4000-8000-000000000001",
                  parent_name: str = "dittoserver") -> None:
-        self.namespace = namespace
-        self.parent_uid = parent_uid
-        self.parent_name = parent_name
+        self.namespace, self.parent_uid, self.parent_name = namespace, parent_uid, parent_name
         self.objects: dict[tuple[str, str], dict] = {}
         self.writes: list[Change] = []
-        self._creations: dict[tuple[str, str], int] = {}
+        self._created_count: dict[tuple[str, str], int] = {}
 
     def apply(self, desired_children: list[dict]) -> list[Change]:
-        """Process one sync response: plan, then perform it (deletes first, as Metacontroller
-        does). A rejected StatefulSet update does not stop the other writes; the
-        ImmutableFieldError is raised after them, and that StatefulSet stays as it was."""
+        """Process one sync response: plan it, then perform it, deletes first as Metacontroller
+        does. A rejected StatefulSet update stays as it was and does not stop the other
+        writes; ImmutableFieldError is raised after them. Returns the writes performed."""
         desired = prepare_desired(desired_children, self.namespace, self.parent_uid)
-        entries = _plan_with_results(list(self.objects.values()), desired)
-        entries.sort(key=lambda entry: entry[0].action != "delete")
-        done: list[Change] = []
-        rejected: list[str] = []
-        for change, live, result in entries:
+        done, rejected = [], []
+        for change, live, result in sorted(_plan(list(self.objects.values()), desired),
+                                           key=lambda entry: entry[0].action != "delete"):
             key = (change.kind, change.name)
             if change.action == "delete":
                 del self.objects[key]
             elif change.action == "create":
-                self.objects[key] = self._created(result)
+                self.objects[key] = self._create(result)
             elif change.action == "update":
                 stored = server_defaults(result)
                 forbidden = immutable_changes(live, stored)
                 if forbidden:
                     rejected.append(f"{_describe(live)}: may not change {', '.join(forbidden)}")
                     continue
-                self.objects[key] = self._updated(live, stored)
+                self.objects[key] = self._update(live, stored)
             else:
                 continue
             done.append(change)
-            self.writes.append(change)
+        self.writes += done
         if rejected:
             raise ImmutableFieldError("; ".join(rejected))
         return done
 
-    def _created(self, obj: dict) -> dict:
+    def _create(self, obj: dict) -> dict:
         key = (obj["kind"], obj["metadata"]["name"])
-        count = self._creations[key] = self._creations.get(key, 0) + 1
-        # A re-created object gets a new uid, like in a real cluster.
+        count = self._created_count[key] = self._created_count.get(key, 0) + 1
+        # Deterministic, yet a re-created object gets a new uid as in a real cluster.
         seed = f"{key[0]}/{key[1]}" + (f"#{count}" if count > 1 else "")
-        metadata = obj.setdefault("metadata", {})
+        metadata = obj["metadata"]
         metadata.setdefault("namespace", self.namespace)
         metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), {
             "apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
             "name": self.parent_name, "uid": self.parent_uid,
-            "controller": True, "blockOwnerDeletion": True,
-        }]
+            "controller": True, "blockOwnerDeletion": True}]
         obj = server_defaults(obj)
-        obj["metadata"].update({
-            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, seed)), "resourceVersion": "1",
-            "generation": 1, "creationTimestamp": CREATION_TIMESTAMP,
-        })
+        obj["metadata"].update(uid=str(uuid.uuid5(uuid.NAMESPACE_URL, seed)),
+                               resourceVersion="1", generation=1,
+                               creationTimestamp=CREATION_TIMESTAMP)
         return obj
 
     @staticmethod
-    def _updated(live: dict, stored: dict) -> dict:
+    def _update(live: dict, stored: dict) -> dict:
         if same(stored, live):  # a no-op update: the server keeps the resourceVersion
             return stored
         metadata = stored["metadata"]
@@ -566,23 +525,21 @@ class Cluster:
     def observed(self, version: str = "v1",
                  kinds: tuple[str, ...] = ("ConfigMap.v1", "Secret.v1", "Service.v1",
                                            "StatefulSet.apps/v1")) -> dict:
-        """The `children` map of a sync request; every kind in `kinds` present even when
-        empty; keyed by name (v1) or namespace/name (v2). Deep copies."""
+        """The `children` map of a sync request, every kind in `kinds` present even when
+        empty, keyed by name (v1) or namespace/name (v2). Deep copies."""
         if version not in ("v1", "v2"):
             raise ValueError(f"unknown hook version {version!r}")
         children: dict[str, dict] = {group: {} for group in kinds}
         for obj in self.objects.values():
-            group = f"{obj['kind']}.{obj['apiVersion']}"
-            if group in children:
-                meta = obj["metadata"]
-                key = meta["name"] if version == "v1" else f"{meta['namespace']}/{meta['name']}"
-                children[group][key] = copy.deepcopy(obj)
+            group = children.get(f"{obj['kind']}.{obj['apiVersion']}")
+            if group is not None:
+                _, namespace, name = _identity(obj)
+                group[name if version == "v1" else f"{namespace}/{name}"] = copy.deepcopy(obj)
         return children
 
     def set_statefulset_status(self, name: str, ready: int) -> None:
-        """Simulate the StatefulSet controller reporting `ready` pods (not a hook write). Like
-        the real API, zero-valued optional counts (readyReplicas, currentReplicas,
-        updatedReplicas) are left out of the status."""
+        """Simulate the StatefulSet controller (not a hook write). As the real API does,
+        zero readyReplicas/currentReplicas/updatedReplicas are left out."""
         sts = self.objects[("StatefulSet", name)]
         replicas = (sts.get("spec") or {}).get("replicas", 1)
         status = {"replicas": replicas, "readyReplicas": ready, "availableReplicas": ready,

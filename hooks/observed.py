@@ -4,6 +4,7 @@ Metacontroller keys objects by `name` (hook v1) or `namespace/name` (v2); the ke
 trusted, only each object's `metadata`. Only the few fields the hook needs are read later;
 nothing here models a whole Kubernetes object.
 """
+import json
 from dataclasses import dataclass, field
 
 from hooks import errors
@@ -15,6 +16,8 @@ STATEFULSET = "StatefulSet.apps/v1"
 # Without any one of these the hook cannot tell what exists, and answering would risk
 # overwriting a generated Secret or recreating an immutable StatefulSet.
 REQUIRED_GROUPS = (CONFIGMAP, SECRET, SERVICE, STATEFULSET)
+NETWORKPOLICY = "NetworkPolicy.networking.k8s.io/v1"
+LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
 ADAPTER_SERVICE_LABEL = "dittofs.io/adapter-service"
 ADAPTER_TYPE_LABEL = "dittofs.io/adapter-type"
 
@@ -83,9 +86,42 @@ def parse(request: dict, namespace: str, required: tuple[str, ...] = REQUIRED_GR
     missing = [g for g in required if g not in children]
     if missing:
         raise errors.invalid(f"children has no {missing[0]} entry", f"children.{missing[0]}", "InvalidChildren")
-    groups = {g: index(children[g], f"children.{g}", namespace) for g in children if g in required or isinstance(children[g], dict)}
+    # Optional groups (NetworkPolicy) count only when the controller declares them.
+    groups = {g: index(children[g], f"children.{g}", namespace) for g in children
+              if g in required or isinstance(children[g], dict)}
     related = request.get("related") or {}
     if not isinstance(related, dict):
         raise errors.invalid("related must be an object", "related", "InvalidRelated")
     secrets = index(related.get(SECRET) or {}, f"related.{SECRET}", namespace)
     return Observed(groups, secrets)
+
+
+def _sorted_dicts(items: object) -> list[dict]:
+    found = [item for item in items or [] if isinstance(item, dict)] if isinstance(items, list) else []
+    return sorted(found, key=lambda item: json.dumps(item, sort_keys=True))
+
+
+def as_last_applied(obj: dict, sorted_lists: tuple[str, ...] = ()) -> dict:
+    """An observed child as the hook last applied it, to hand back unchanged.
+
+    Metacontroller stores exactly what the hook returned in the last-applied annotation, so
+    returning it again writes nothing. Without one, the observed object less what the API
+    server owns is returned, with the named spec lists in a fixed order (their live order is
+    the server's, and the answer must not depend on it).
+    """
+    meta = metadata(obj)
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+    try:
+        last = json.loads(annotations.get(LAST_APPLIED) or "null")
+    except (TypeError, ValueError):
+        last = None
+    if isinstance(last, dict) and dig(last, "metadata", "name") == meta.get("name"):
+        return last
+    cleaned = {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}
+    rest = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    if rest:
+        cleaned["annotations"] = rest
+    spec = dict(obj["spec"]) if isinstance(obj.get("spec"), dict) else {}
+    for key in sorted_lists:
+        spec[key] = _sorted_dicts(spec.get(key))
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": cleaned, "spec": spec}

@@ -3,12 +3,7 @@
 While adapter state is unknown the observed adapter Services are returned as they were last
 applied, so Metacontroller neither deletes nor rewrites them.
 """
-import json
-
 from hooks import context, names, observed, ports
-
-LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
-
 
 def _tcp(name: str, port: int) -> dict:
     return {"name": name, "port": port, "targetPort": port, "protocol": "TCP"}
@@ -58,27 +53,6 @@ def adapter(ctx: context.Context, adapter_type: str, plan: ports.Plan) -> dict:
     )
 
 
-def kept(obj: dict) -> dict:
-    """An observed adapter Service as the hook last applied it (else its observed desired part)."""
-    meta = observed.metadata(obj)
-    raw = (meta.get("annotations") or {}).get(LAST_APPLIED)
-    try:
-        last = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
-        last = None
-    if isinstance(last, dict) and observed.dig(last, "metadata", "name") == meta.get("name"):
-        return last
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
-    cleaned = {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}
-    if annotations:
-        cleaned["annotations"] = annotations
-    spec = dict(obj["spec"]) if isinstance(obj.get("spec"), dict) else {}
-    # The live order of ports is the API server's; the answer must not depend on it.
-    found = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
-    spec["ports"] = sorted(found, key=lambda p: (str(p.get("name")), str(p.get("port")), str(p.get("protocol"))))
-    return {"apiVersion": "v1", "kind": "Service", "metadata": cleaned, "spec": spec}
-
-
 def observed_adapters(ctx: context.Context) -> list[dict]:
     return ctx.observed.of(observed.SERVICE).labelled(observed.ADAPTER_SERVICE_LABEL, "true")
 
@@ -90,5 +64,5 @@ def build(ctx: context.Context, plan: ports.Plan) -> list[dict]:
     if ctx.state.known:
         found += [adapter(ctx, a.type, plan) for a in plan.adapters]
     else:
-        found += [kept(obj) for obj in observed_adapters(ctx)]
+        found += [observed.as_last_applied(obj, ("ports",)) for obj in observed_adapters(ctx)]
     return found

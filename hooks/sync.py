@@ -8,8 +8,8 @@ import hashlib
 from datetime import datetime, timezone
 from typing import Callable
 
-from hooks import (adapters, configmap, context, errors, observed, ports, secrets, services, spec,
-                   statefulset, status)
+from hooks import (adapters, configmap, context, errors, networkpolicies, observed, ports, secrets,
+                   services, spec, statefulset, status)
 
 RESYNC_AFTER_SECONDS = 0.0   # Metacontroller's watches and resyncPeriodSeconds suffice
 
@@ -62,6 +62,7 @@ def desired_state(
         configmap.build(ctx, config_yaml),
         *services.build(ctx, plan),
         statefulset.build(ctx, plan, digest),
+        *networkpolicies.build(ctx, plan),
     ]
     return {
         "status": status.build(ctx, plan, digest, statefulset.storage_drift(ctx, sts), kept,

@@ -7,6 +7,7 @@ from hooks import sync
 
 API_VERSION = "dittofs.dittofs.com/v1alpha1"
 GROUPS = ("ConfigMap.v1", "Secret.v1", "Service.v1", "StatefulSet.apps/v1")
+WITH_POLICIES = (*GROUPS, "NetworkPolicy.networking.k8s.io/v1")
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
 SPEC = {"storage": {"metadataSize": "10Gi"}}
 
@@ -35,8 +36,8 @@ def group_of(obj: dict) -> str:
     return f"{obj['kind']}.{obj['apiVersion']}"
 
 
-def children_map(objects: list[dict], version: str = "v1") -> dict:
-    found = {g: {} for g in GROUPS}
+def children_map(objects: list[dict], version: str = "v1", groups: tuple[str, ...] = GROUPS) -> dict:
+    found = {g: {} for g in groups}
     for obj in objects:
         meta = obj["metadata"]
         key = meta["name"] if version == "v1" else f"{meta.get('namespace', 'storage')}/{meta['name']}"
@@ -45,11 +46,11 @@ def children_map(objects: list[dict], version: str = "v1") -> dict:
 
 
 def request(parent_obj: dict, observed: list[dict] | None = None, related: list[dict] | None = None,
-            version: str = "v1") -> dict:
+            version: str = "v1", groups: tuple[str, ...] = GROUPS) -> dict:
     return {
         "controller": {"metadata": {"name": "dittofs"}},
         "parent": parent_obj,
-        "children": children_map(observed or [], version),
+        "children": children_map(observed or [], version, groups),
         "related": children_map(related or [], version) if related else {},
         "finalizing": False,
     }

@@ -577,6 +577,7 @@ def test_composite_controller():
     children = {(c["apiVersion"], c["resource"]): c for c in spec["childResources"]}
     assert set(children) == {
         ("v1", "configmaps"), ("v1", "secrets"), ("v1", "services"), ("apps/v1", "statefulsets"),
+        ("networking.k8s.io/v1", "networkpolicies"),
     }
     for child in children.values():
         assert child["updateStrategy"] == {"method": "InPlace"}
