@@ -1,0 +1,82 @@
+"""Metacontroller in a box: a DittoServer, a fake namespace (`applying.Cluster`) and the loop
+that sends sync requests built from the cluster and applies the answers back to it.
+
+Status is written to the parent the way Metacontroller does (whole status, only when it
+differs), so a status that flips between calls shows up as a sync that never settles.
+"""
+import copy
+
+from hooks import applying, sync
+from tests import factory as f
+
+PARENT_UID = "0c0ffee0-0000-4000-8000-000000000001"
+
+
+class Loop:
+    def __init__(self, spec=None, adapters=None, name="demo", namespace="storage",
+                 strategy="dynamic-apply", groups=f.GROUPS, version="v2", related=()):
+        self.parent = f.parent(name=name, namespace=namespace, spec=spec, adapters=adapters)
+        self.parent["metadata"]["uid"] = PARENT_UID
+        self.cluster = applying.Cluster(namespace=namespace, parent_uid=PARENT_UID, parent_name=name)
+        self.strategy, self.groups, self.version = strategy, groups, version
+        self.related = list(related)
+        self.status_writes = 0
+        self.last: dict | None = None
+
+    # --- inputs -------------------------------------------------------------------------------
+    def set_adapters(self, adapters) -> None:
+        """Entries, a raw annotation string, or None to remove the annotation."""
+        annotations = self.parent["metadata"]["annotations"]
+        if adapters is None:
+            annotations.pop("dittofs.io/adapters", None)
+        else:
+            annotations["dittofs.io/adapters"] = adapters if isinstance(adapters, str) else f.annotation(*adapters)
+
+    def set_spec(self, spec: dict) -> None:
+        self.parent["spec"] = copy.deepcopy(spec)
+        self.parent["metadata"]["generation"] += 1
+
+    # --- one round trip -----------------------------------------------------------------------
+    def request(self) -> dict:
+        return {
+            "controller": {"metadata": {"name": "dittofs"}},
+            "parent": copy.deepcopy(self.parent),
+            "children": self.cluster.observed(self.version, self.groups),
+            "related": f.children_map(self.related, self.version) if self.related else {},
+            "finalizing": False,
+        }
+
+    def sync(self) -> list[applying.Change]:
+        """One sync: the hook's answer applied to the cluster and the parent's status."""
+        self.last = sync.desired_state(self.request(), strategy=self.strategy, now=f.NOW,
+                                       random_token=f.fake_token)
+        status = dict(self.last["status"], observedGeneration=self.parent["metadata"]["generation"])
+        if self.parent.get("status") != status:
+            self.parent["status"] = status
+            self.status_writes += 1
+        return self.cluster.apply(self.last["children"])
+
+    def settle(self, limit: int = 5) -> int:
+        """Sync until a sync writes nothing (children or status); the number of syncs taken."""
+        for rounds in range(1, limit + 1):
+            status_before = self.status_writes
+            if not self.sync() and self.status_writes == status_before:
+                return rounds
+        raise AssertionError(f"did not settle in {limit} syncs; last writes: {self.cluster.writes[-5:]}")
+
+    # --- what is live ---------------------------------------------------------------------------
+    def live(self, kind: str, name: str) -> dict | None:
+        return self.cluster.objects.get((kind, name))
+
+    def live_names(self, kind: str) -> list[str]:
+        return sorted(name for k, name in self.cluster.objects if k == kind)
+
+    def live_ports(self) -> list[dict]:
+        sts = self.live("StatefulSet", self.parent["metadata"]["name"])
+        return sts["spec"]["template"]["spec"]["containers"][0]["ports"]
+
+    def live_port_set(self) -> set[tuple]:
+        return {(p["name"], p["containerPort"], p["protocol"]) for p in self.live_ports()}
+
+    def mark_ready(self) -> None:
+        self.cluster.set_statefulset_status(self.parent["metadata"]["name"], ready=1)

@@ -1,0 +1,142 @@
+"""Convergence under Metacontroller's dynamic apply (METACONTROLLER_FACTS.md), replayed through
+`applying.Cluster`: each input change converges with at most one pod-template write, a resync
+with unchanged input writes nothing, unknown adapter state deletes and writes nothing, and a
+storage change never touches an immutable field.
+"""
+import pytest
+
+from tests import factory as f
+from tests.harness import Loop
+
+NFS, SMB, WEBDAV = f.entry("nfs", 12049), f.entry("smb", 12445), f.entry("webdav", 8081)
+SPEC = {"storage": {"metadataSize": "10Gi"}, "metrics": {"enabled": True}}
+
+
+def settled(loop: Loop) -> Loop:
+    loop.settle()
+    loop.mark_ready()
+    loop.settle()
+    return loop
+
+
+def test_creation_settles_and_a_resync_writes_nothing():
+    loop = Loop(SPEC, [NFS])
+    assert {c.action for c in loop.sync()} == {"create"}
+    assert loop.sync() == []          # the second sync returns exactly what the first did
+    created = len(loop.cluster.writes)
+    assert loop.live_names("Service") == ["demo-adapter-nfs", "demo-api", "demo-headless", "demo-metrics"]
+    for _ in range(3):
+        assert loop.sync() == []
+    assert len(loop.cluster.writes) == created
+    assert loop.cluster.pod_template_writes() == 0
+
+
+def test_becoming_ready_changes_status_but_no_child():
+    loop = Loop(SPEC, [NFS])
+    loop.settle()
+    writes = len(loop.cluster.writes)
+    loop.mark_ready()
+    loop.settle()
+    assert len(loop.cluster.writes) == writes
+    assert loop.parent["status"]["phase"] == "Running"
+    assert loop.sync() == [] and loop.settle() == 1
+
+
+ADAPTER_SEQUENCE = [
+    ([], {("api", 8080, "TCP"), ("metrics", 9090, "TCP")}),
+    ([NFS], {("adapter-nfs", 12049, "TCP"), ("adapter-nfs-pm", 10111, "TCP")}),
+    ([NFS, SMB], {("adapter-nfs", 12049, "TCP"), ("adapter-nfs-pm", 10111, "TCP"), ("adapter-smb", 12445, "TCP")}),
+    ([SMB, f.entry("nfs", 12049, running=False)], {("adapter-smb", 12445, "TCP")}),
+    ([f.entry("smb", 1445)], {("adapter-smb", 1445, "TCP")}),
+    ([f.entry("smb", 1445), WEBDAV, f.entry("custom-adapter-a", 7000)],
+     {("adapter-smb", 1445, "TCP"), ("adapter-webdav", 8081, "TCP"), ("adapter-cu-1e31", 7000, "TCP")}),
+    ([], set()),
+]
+
+
+def test_each_adapter_change_converges_with_at_most_one_pod_template_write():
+    loop = settled(Loop(SPEC, []))
+    static = {("api", 8080, "TCP"), ("metrics", 9090, "TCP")}
+    for adapters, dynamic in ADAPTER_SEQUENCE:
+        before = loop.cluster.pod_template_writes()
+        loop.set_adapters(adapters)
+        loop.settle()
+        assert loop.cluster.pod_template_writes() - before <= 1, adapters
+        assert loop.live_port_set() == static | dynamic
+        expected = {f"demo-adapter-{a['type']}" for a in adapters if a["enabled"] and a["running"]}
+        assert {n for n in loop.live_names("Service") if "-adapter-" in n} == expected
+        writes = len(loop.cluster.writes)
+        assert loop.sync() == [] and len(loop.cluster.writes) == writes
+
+
+@pytest.mark.parametrize("broken", [None, "not json", '[{"type": "nfs"}]', '[{"type":"nfs","enabled":true,"running":true,"port":0}]'])
+def test_unknown_or_malformed_annotation_deletes_and_writes_nothing(broken):
+    loop = settled(Loop(SPEC, [NFS, SMB]))
+    before = {key: obj for key, obj in loop.cluster.objects.items()}
+    writes = len(loop.cluster.writes)
+    loop.set_adapters(broken)
+    loop.settle()
+    assert len(loop.cluster.writes) == writes
+    assert loop.cluster.objects == before
+    conditions = {c["type"]: c for c in loop.parent["status"]["conditions"]}
+    assert conditions["AdaptersKnown"]["status"] == "False"
+    # and coming back to the same known state writes nothing either
+    loop.set_adapters([NFS, SMB])
+    loop.settle()
+    assert len(loop.cluster.writes) == writes
+
+
+def test_storage_change_never_touches_an_immutable_field():
+    loop = settled(Loop(SPEC, [NFS]))
+    claims = loop.live("StatefulSet", "demo")["spec"]["volumeClaimTemplates"]
+    loop.set_spec({**SPEC, "storage": {"metadataSize": "50Gi", "contentSize": "1Ti", "storageClassName": "fast"}})
+    loop.settle()   # raises ImmutableFieldError if the hook asked for a forbidden change
+    assert loop.live("StatefulSet", "demo")["spec"]["volumeClaimTemplates"] == claims
+    conditions = {c["type"]: c for c in loop.parent["status"]["conditions"]}
+    assert conditions["StorageChangeIgnored"]["status"] == "True"
+
+
+def test_a_config_change_rolls_the_pod_once_and_generation_alone_does_not():
+    loop = settled(Loop(SPEC, [NFS]))
+    loop.set_spec(SPEC)            # generation bump only
+    loop.settle()
+    assert loop.cluster.pod_template_writes() == 0
+    loop.set_spec({**SPEC, "cache": {"size": "4GB"}})
+    loop.settle()
+    assert loop.cluster.pod_template_writes() == 1
+    assert loop.live("ConfigMap", "demo-config")["data"]["config.yaml"].count("size: 4GB") == 1
+
+
+def test_generated_secrets_are_written_once():
+    loop = settled(Loop(SPEC, [NFS]))
+    secret_writes = [c for c in loop.cluster.writes if c.kind == "Secret"]
+    assert [c.action for c in secret_writes] == ["create", "create"]
+    loop.set_adapters([SMB])
+    loop.settle()
+    assert [c for c in loop.cluster.writes if c.kind == "Secret"] == secret_writes
+
+
+def test_ports_added_by_others_are_left_alone():
+    loop = settled(Loop(SPEC, [NFS]))
+    loop.live_ports().append({"name": "sidecar", "containerPort": 7070, "protocol": "TCP"})
+    writes = len(loop.cluster.writes)
+    assert loop.sync() == [] and len(loop.cluster.writes) == writes
+    loop.set_adapters([NFS, SMB])
+    loop.settle()
+    assert ("sidecar", 7070, "TCP") in loop.live_port_set()
+
+
+def test_network_policies_converge_too():
+    loop = settled(Loop(SPEC, [NFS, SMB], groups=f.WITH_POLICIES))
+    assert loop.live_names("NetworkPolicy") == ["demo-adapter-nfs", "demo-adapter-smb", "demo-baseline"]
+    loop.set_adapters([SMB])
+    loop.settle()
+    assert loop.live_names("NetworkPolicy") == ["demo-adapter-smb", "demo-baseline"]
+    assert loop.sync() == []
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_hook_versions_converge_alike(version):
+    loop = settled(Loop(SPEC, [NFS, WEBDAV], version=version))
+    assert loop.sync() == []
+    assert {p[0] for p in loop.live_port_set()} == {"adapter-nfs", "adapter-nfs-pm", "adapter-webdav", "api", "metrics"}
