@@ -1,19 +1,24 @@
-"""The Flask app: routes, body limits and the mapping of every failure to a JSON answer.
+"""The Flask app: routes, authentication, body limits, metrics, call logs, and the mapping of
+every failure to a JSON answer.
 
 Built by `create_app()` (Flask's application factory); importing this module does nothing.
 The core below it never imports Flask, so it runs the same under the CLI and the tests.
 """
 import hashlib
 import logging
+import time
 
 import flask
 import orjson
 from werkzeug import exceptions
 
-from hooks import __version__, customize, discovery, errors, settings, sync
+from hooks import __version__, auth, customize, discovery, errors, logs, metrics, settings, sync
 
 log = logging.getLogger("hooks.app")
+calls = logging.getLogger("hooks.calls")
 JSON = "application/json"
+SETTINGS, METRICS = "dittofs_settings", "dittofs_metrics"
+OPEN_ROUTES = ("/healthz", "/metrics")   # probes and scrapers carry no token
 
 
 def respond(body: dict, status: int = 200) -> flask.Response:
@@ -26,7 +31,7 @@ def read_body() -> bytes:
     return flask.request.get_data(cache=False)
 
 
-def read_json(raw: bytes | None = None) -> object:
+def read_json(raw: bytes | None = None) -> dict:
     """The request body as a JSON object, or a 400."""
     raw = read_body() if raw is None else raw
     try:
@@ -36,6 +41,13 @@ def read_json(raw: bytes | None = None) -> object:
     if not isinstance(body, dict):
         raise errors.HookError(400, "InvalidJSON", "request body must be a JSON object")
     return body
+
+
+def note_parent(body: dict, key: str) -> None:
+    """Remember which parent a call is about, for its log line (name and namespace only)."""
+    meta = body.get(key, {}).get("metadata") if isinstance(body.get(key), dict) else None
+    if isinstance(meta, dict):
+        flask.g.parent = f"{str(meta.get('namespace', ''))[:253]}/{str(meta.get('name', ''))[:253]}"
 
 
 def etag_of(raw: bytes, config: settings.Settings) -> str:
@@ -49,10 +61,19 @@ def etag_of(raw: bytes, config: settings.Settings) -> str:
     return digest.hexdigest()
 
 
+def outcome_of(status: int) -> str:
+    if status == 304:
+        return "not_modified"
+    return "ok" if status < 400 else "rejected" if status < 500 else "error"
+
+
 def register_errors(app: flask.Flask) -> None:
     @app.errorhandler(errors.HookError)
     def hook_error(exc: errors.HookError):
-        return respond(exc.body(), exc.status)
+        answer = respond(exc.body(), exc.status)
+        if exc.status == 401:
+            answer.headers["WWW-Authenticate"] = 'Bearer realm="dittofs-hooks"'
+        return answer
 
     @app.errorhandler(exceptions.HTTPException)
     def http_error(exc: exceptions.HTTPException):
@@ -67,10 +88,52 @@ def register_errors(app: flask.Flask) -> None:
         return respond(errors.HookError(500, "InternalError", "internal error; see the hook's log").body(), 500)
 
 
-def register_routes(app: flask.Flask, config: settings.Settings) -> None:
+def register_auth(app: flask.Flask, token: auth.StaticToken | auth.FileToken | None) -> None:
+    if token is None:
+        log.warning("DITTOFS_HOOK_TOKEN and DITTOFS_HOOK_TOKEN_FILE are unset: hook calls are not authenticated")
+        return
+
+    @app.before_request
+    def require_token():
+        if flask.request.path in OPEN_ROUTES:
+            return None
+        try:
+            expected = token.current()
+        except auth.Unavailable as exc:
+            log.error("refusing hook calls: %s", exc)
+            raise errors.HookError(503, "AuthUnavailable", "the hook cannot read its token") from None
+        if not auth.allowed(expected, flask.request.headers.get("Authorization")):
+            raise errors.HookError(401, "Unauthorized", "a valid bearer token is required")
+        return None
+
+
+def register_observability(app: flask.Flask, meter: metrics.Metrics) -> None:
+    @app.before_request
+    def start_clock():
+        flask.g.started = time.perf_counter()
+
+    @app.after_request
+    def record(answer: flask.Response):
+        seconds = time.perf_counter() - flask.g.get("started", time.perf_counter())
+        rule = flask.request.url_rule
+        route = rule.rule if rule is not None else "unmatched"
+        outcome = outcome_of(answer.status_code)
+        meter.observe_call(route, outcome, seconds)
+        if flask.request.method == "POST":
+            logs.hook_call(calls, route=route, parent=flask.g.get("parent"), outcome=outcome,
+                           status=answer.status_code, duration_ms=round(seconds * 1000, 3),
+                           children=flask.g.get("children"))
+        return answer
+
+
+def register_routes(app: flask.Flask, config: settings.Settings, meter: metrics.Metrics) -> None:
     @app.get("/healthz")
     def healthz():
         return respond({"status": "ok", "version": __version__})
+
+    @app.get("/metrics")
+    def metrics_page():
+        return flask.Response(meter.exposition(), mimetype="text/plain; version=0.0.4")
 
     @app.post("/sync")
     def sync_hook():
@@ -81,30 +144,48 @@ def register_routes(app: flask.Flask, config: settings.Settings) -> None:
             not_modified = flask.Response(status=304)
             not_modified.set_etag(etag)
             return not_modified
-        answer = respond(sync.desired_state(read_json(raw), strategy=config.apply_strategy))
+        body = read_json(raw)
+        note_parent(body, "parent")
+        result = sync.desired_state(body, strategy=config.apply_strategy)
+        flask.g.children = len(result["children"])
+        meter.observe_sync(result)
+        answer = respond(result)
         answer.set_etag(etag)
         return answer
 
     @app.post("/customize")
     def customize_hook():
-        return respond(customize.related_resources(read_json()))
+        body = read_json()
+        note_parent(body, "parent")
+        return respond(customize.related_resources(body))
 
     @app.post("/discover")
     def discover_hook():
-        return respond(discovery.discover(read_json(), app.extensions[discovery.EXTENSION]))
+        body = read_json()
+        note_parent(body, "object")
+        result = discovery.discover(body, app.extensions[discovery.EXTENSION])
+        meter.discovery_polls.labels("ok" if "annotations" in result else "failed").inc()
+        return respond(result)
 
     @app.post("/discover/customize")
     def discover_customize_hook():
-        return respond(discovery.related_resources(read_json()))
+        body = read_json()
+        note_parent(body, "parent")
+        return respond(discovery.related_resources(body))
 
 
 def create_app(config: settings.Settings | None = None, discovery_client: discovery.Client | None = None) -> flask.Flask:
     config = config or settings.Settings.from_env()
+    logs.setup(config.log_level)
     app = flask.Flask("hooks")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.extensions["dittofs_settings"] = config
+    meter = metrics.Metrics()
+    app.extensions[SETTINGS] = config
+    app.extensions[METRICS] = meter
     # One per process: its Session pools connections and its cache keeps login tokens.
     app.extensions[discovery.EXTENSION] = discovery_client or discovery.Client()
     register_errors(app)
-    register_routes(app, config)
+    register_observability(app, meter)
+    register_auth(app, auth.source(config.token, config.token_file))
+    register_routes(app, config, meter)
     return app

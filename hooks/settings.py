@@ -12,6 +12,9 @@ DEFAULT_MAX_BODY = 16 * 1024 * 1024
 class Settings:
     apply_strategy: ports.Strategy = ports.DYNAMIC
     max_body_bytes: int = DEFAULT_MAX_BODY
+    token: str | None = None          # DITTOFS_HOOK_TOKEN
+    token_file: str | None = None     # DITTOFS_HOOK_TOKEN_FILE, a mounted Secret; wins over token
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -24,4 +27,10 @@ class Settings:
         max_body = int(environ.get("DITTOFS_HOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY))
         if max_body <= 0:
             raise ValueError("DITTOFS_HOOK_MAX_BODY_BYTES must be positive")
-        return cls(apply_strategy=strategy, max_body_bytes=max_body)
+        return cls(
+            apply_strategy=strategy,
+            max_body_bytes=max_body,
+            token=environ.get("DITTOFS_HOOK_TOKEN") or None,
+            token_file=environ.get("DITTOFS_HOOK_TOKEN_FILE") or None,
+            log_level=environ.get("LOG_LEVEL", "INFO"),
+        )
