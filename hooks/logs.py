@@ -32,7 +32,8 @@ def setup(level: str = "INFO") -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
-        root.propagate = False
+        # Records still propagate: under gunicorn the root logger has no handler (nothing is
+        # printed twice), and under pytest its capture handler sees them.
     root.setLevel(level.upper())
 
 

@@ -1,6 +1,7 @@
 """Start the hook the way `make serve` does (gunicorn with the project's config) on a free port."""
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -38,15 +39,18 @@ def gunicorn(env: dict | None = None, argv: list[str] | None = None, scheme: str
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
                 "WEB_CONCURRENCY": "1", **(env or {})}
     argv = argv or [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "hooks.app:create_app()"]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Own process group, so that a wrapper (`make serve`) and the gunicorn it starts stop together.
+    proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     url = f"{scheme}://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, **kwargs)
         yield url, proc
     finally:
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

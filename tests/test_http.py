@@ -114,3 +114,10 @@ def test_etag_depends_on_the_apply_strategy():
     assert dynamic == app.etag_of(raw, settings.Settings())
     assert dynamic != app.etag_of(raw, settings.Settings(apply_strategy="server-side-apply"))
     assert dynamic != app.etag_of(raw + b" ", settings.Settings())
+
+
+def test_make_serve_answers_healthz():
+    # Exactly the README's command; .venv already exists because `make test` made it.
+    with servers.gunicorn(argv=["make", "--no-print-directory", "serve"]) as (base, _):
+        resp = requests.get(f"{base}/healthz", timeout=5)
+        assert resp.status_code == 200 and resp.json()["status"] == "ok"
