@@ -89,6 +89,7 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
         conditions.add("PortConflict", True, "PortsLeftOut", "; ".join(plan.conflicts))
     if storage_drift:
         conditions.add("StorageChangeIgnored", True, "ImmutableVolumeClaimTemplates", storage_drift)
+    applied = applied_adapters(ctx, plan, kept_services)
     return {
         "observedGeneration": generation,
         "replicas": desired,
@@ -96,6 +97,8 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
         "availableReplicas": available,
         "phase": current,
         "configHash": config_hash,
-        "adapters": applied_adapters(ctx, plan, kept_services),
+        "adapters": applied,
+        # One string, because kubectl's printer columns show only the first match of a list.
+        "adapterSummary": ",".join(f"{a['type']}:{a['port']}" for a in applied),
         "conditions": conditions.items,
     }

@@ -199,7 +199,7 @@ def test_crd_printer_columns():
     assert columns["Replicas"]["jsonPath"] == ".spec.replicas"
     assert columns["Ready"]["jsonPath"] == ".status.readyReplicas"
     assert columns["Phase"]["jsonPath"] == ".status.phase"
-    assert columns["Adapters"]["jsonPath"] == ".status.adapters[*].type"
+    assert columns["Adapters"]["jsonPath"] == ".status.adapterSummary"
     assert columns["Age"] == {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
@@ -264,13 +264,14 @@ def test_crd_status_declares_every_field_with_its_type():
     assert "x-kubernetes-preserve-unknown-fields" not in status
     assert set(props) == {
         "observedGeneration", "replicas", "readyReplicas", "availableReplicas", "phase",
-        "configHash", "adapters", "conditions",
+        "configHash", "adapters", "adapterSummary", "conditions",
     }
     assert (props["observedGeneration"]["type"], props["observedGeneration"]["format"]) == ("integer", "int64")
     for key in ("replicas", "readyReplicas", "availableReplicas"):
         assert props[key]["type"] == "integer"
     assert props["phase"]["type"] == "string"
     assert props["configHash"]["type"] == "string"
+    assert props["adapterSummary"]["type"] == "string"
     adapter = props["adapters"]["items"]["properties"]
     assert {k: v["type"] for k, v in adapter.items()} == {"type": "string", "port": "integer"}
     condition = props["conditions"]["items"]["properties"]
@@ -442,6 +443,32 @@ def test_status_schema_accepts_a_hook_status_and_rejects_a_bad_time():
     undeclared = copy.deepcopy(obj)
     undeclared["status"]["somethingElse"] = 1
     assert _errors(undeclared), "an undeclared status field would be pruned and loop forever"
+
+
+def _hook_statuses() -> list[dict]:
+    """Statuses the hook really returns, covering every condition and adapter state."""
+    from tests import factory as f
+    from tests.harness import Loop
+
+    loop = Loop({"storage": {"metadataSize": "10Gi"}}, [f.entry("nfs", 12049), f.entry("smb", 8080)])
+    loop.settle()
+    loop.mark_ready()
+    loop.settle()
+    statuses = [loop.parent["status"]]
+    loop.set_spec({"storage": {"metadataSize": "99Gi"}, "replicas": 0})
+    loop.set_adapters("broken")
+    loop.settle()
+    statuses.append(loop.parent["status"])
+    return statuses
+
+
+def test_every_status_the_hook_returns_fits_the_crd():
+    statuses = _hook_statuses()
+    types = {c["type"] for s in statuses for c in s["conditions"]}
+    assert {"Ready", "Available", "Progressing", "AdaptersKnown", "PortConflict", "StorageChangeIgnored"} <= types
+    for status in statuses:
+        obj = _dittoserver({"storage": {"metadataSize": "10Gi"}}) | {"status": status}
+        assert _errors(obj) == [], status
 
 
 # --- CRD defaults agree with the hook's defaults -------------------------------------------

@@ -368,3 +368,8 @@ def test_customize_lists_the_referenced_secrets():
     assert out == {"relatedResources": [{"apiVersion": "v1", "resource": "secrets", "namespace": "storage",
                                          "names": ["jwt", "s3"]}]}
     assert customize.related_resources({"parent": f.parent()}) == {"relatedResources": []}
+
+
+def test_adapter_summary_lists_every_applied_adapter():
+    assert run(f.parent(adapters=[SMB, NFS]))["status"]["adapterSummary"] == "nfs:12049,smb:12445"
+    assert run(f.parent(adapters=[]))["status"]["adapterSummary"] == ""
