@@ -1,0 +1,12 @@
+"""`python -m hooks` and the `dittofs-hooks` console script: the command line in `hooks.cli`."""
+import sys
+
+from hooks import cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

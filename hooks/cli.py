@@ -1,0 +1,478 @@
+"""The `dittofs-hooks` command line: `render` and `diff`, previews of a sync without a cluster.
+
+Both read a DittoServer manifest, build the sync request Metacontroller would send for it (the
+live children, if given, as the observed ones) and answer it with `sync.desired_state`, the
+same core as `POST /sync`. `render` prints the desired children as multi-document YAML and the
+status on stderr. `diff` plans the children against the live objects with `applying.plan`
+(Metacontroller's dynamic apply) and says what would be created, updated, deleted or left
+alone, and whether the DittoFS pod would restart.
+
+Exit codes, as diff(1): 0 nothing would change, 1 something would (diff only), 2 bad input.
+"""
+import argparse
+import copy
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import yaml
+
+from hooks import (adapters, applying, context, customize, errors, names, observed, ports,
+                   secrets, settings, spec, sync)
+
+DEFAULT_NAMESPACE = "default"
+# The children groups the shipped CompositeController declares (metacontroller/).
+CHILD_GROUPS = (observed.CONFIGMAP, observed.SECRET, observed.SERVICE, observed.STATEFULSET,
+                observed.NETWORKPOLICY)
+CONTROLLER_UID_LABEL = "controller-uid"   # Metacontroller's generateSelector label
+OK, CHANGES, FAILED = 0, 1, 2
+ABSENT = object()
+VALUE_WIDTH = 120
+
+
+class CliError(Exception):
+    """Bad input to a command: printed as one line on stderr, exit code 2."""
+
+
+# --------------------------------------------------------------------------- YAML in and out
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as kubectl reads it: unquoted timestamps stay strings."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None   # config.yaml reads as a block, not one escaped line
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style YAML, multi-line strings as literal blocks, never anchors or aliases."""
+
+    yaml_representers = {**yaml.SafeDumper.yaml_representers, str: _represent_str}
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def to_yaml(obj: Any) -> str:
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=1 << 16)
+
+
+def parse_documents(text: str, source: str) -> list:
+    """The documents of a JSON or (multi-document) YAML text; empty documents dropped."""
+    try:
+        return [json.loads(text)]
+    except ValueError:
+        pass
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+    except yaml.YAMLError as exc:
+        raise CliError(f"{source} is neither JSON nor YAML: {exc}") from None
+
+
+def flatten(doc: Any, source: str) -> list[dict]:
+    """Objects of one document; a `List` (or `SecretList`, ...) gives its items."""
+    if not isinstance(doc, dict):
+        raise CliError(f"{source}: every document must be an object, not {type(doc).__name__}")
+    kind = str(doc.get("kind", ""))
+    if not kind.endswith("List") or not isinstance(doc.get("items"), list):
+        return [doc]
+    found = []
+    for item in doc["items"]:
+        if isinstance(item, dict) and kind != "List":   # typed lists leave out kind/apiVersion
+            item = {"apiVersion": doc.get("apiVersion"), "kind": kind[:-len("List")], **item}
+        found += flatten(item, source)
+    return found
+
+
+def read_objects(path: str) -> list[dict]:
+    """Every object in a JSON or YAML file, as `kubectl get -o json|yaml` prints them."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"cannot read {path}: not UTF-8 text") from None
+    return [obj for doc in parse_documents(text, path) for obj in flatten(doc, path)]
+
+
+# --------------------------------------------------------------------------- the parent
+
+
+def parse_adapters(text: str) -> str:
+    """`nfs:12049,smb:12445` as the `dittofs.io/adapters` annotation (enabled and running), in
+    the canonical form the discovery hook writes. An empty string means no adapter runs."""
+    entries, seen = [], set()
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        adapter_type, colon, port = (part.strip() for part in item.partition(":"))
+        if not colon or not adapter_type:
+            raise argparse.ArgumentTypeError(f"{item!r} is not TYPE:PORT (e.g. nfs:12049)")
+        if not re.fullmatch(r"[0-9]+", port) or not 1 <= int(port) <= 65535:
+            raise argparse.ArgumentTypeError(f"port of {item!r} must be a number from 1 to 65535")
+        if names.sanitize(adapter_type) in seen:
+            raise argparse.ArgumentTypeError(f"adapter {adapter_type!r} is given twice")
+        seen.add(names.sanitize(adapter_type))
+        entries.append(adapters.Entry(type=adapter_type, enabled=True, running=True, port=int(port)))
+    return adapters.canonical(entries)
+
+
+def pick_parent(objects: list[dict], source: str) -> dict:
+    found = [obj for obj in objects if obj.get("kind") == spec.KIND]
+    if not found:
+        raise CliError(f"{source} holds no {spec.KIND}")
+    if len(found) > 1:
+        note(f"{source} holds {len(found)} {spec.KIND}s; using the first, "
+             f"{observed.dig(found[0], 'metadata', 'name')}")
+    return found[0]
+
+
+def prepare_parent(parent: dict, namespace: str | None, annotation: str | None) -> dict:
+    """A copy of the manifest as the API server would hand it over: in a namespace, and with
+    the `--adapters` annotation when one is given."""
+    parent = copy.deepcopy(parent)
+    metadata = parent.get("metadata")
+    if not isinstance(metadata, dict):
+        raise CliError(f"the {spec.KIND} has no metadata")
+    own = metadata.get("namespace")
+    if namespace and own and own != namespace:
+        raise CliError(f"the {spec.KIND}'s namespace {own!r} does not match --namespace {namespace!r}")
+    metadata["namespace"] = own or namespace or DEFAULT_NAMESPACE
+    if annotation is not None:
+        metadata["annotations"] = {**(metadata.get("annotations") or {}), adapters.ANNOTATION: annotation}
+    return parent
+
+
+def parent_uid(parent: dict, live: list[dict]) -> str | None:
+    """The parent's uid: from the manifest, else from its live children's controller reference."""
+    uid = observed.dig(parent, "metadata", "uid")
+    if isinstance(uid, str) and uid:
+        return uid
+    name, namespace = parent["metadata"].get("name"), parent["metadata"]["namespace"]
+    found = {ref.get("uid") for obj in live
+             if namespace_of(obj, namespace) == namespace and (ref := controller_ref(obj))
+             and is_parent_ref(ref, name, None)}
+    return found.pop() if len(found) == 1 else None
+
+
+# --------------------------------------------------------------------------- the request
+
+
+def group_of(obj: dict) -> str:
+    return f"{obj.get('kind')}.{obj.get('apiVersion')}"
+
+
+def namespace_of(obj: dict, default: str) -> str:
+    return observed.dig(obj, "metadata", "namespace") or default
+
+
+def controller_ref(obj: dict) -> dict | None:
+    refs = observed.dig(obj, "metadata", "ownerReferences", default=[]) or []
+    return next((r for r in refs if isinstance(r, dict) and r.get("controller") is True), None)
+
+
+def is_parent_ref(ref: dict, name: str, uid: str | None) -> bool:
+    return (ref.get("kind") == spec.KIND and str(ref.get("apiVersion", "")).startswith(spec.GROUP + "/")
+            and ref.get("name") == name and (uid is None or ref.get("uid") == uid))
+
+
+def is_child(obj: dict, parent: dict, uid: str | None, groups: tuple[str, ...]) -> bool:
+    """Whether Metacontroller would count `obj` among the parent's children: a declared kind
+    in the parent's namespace, controlled by this parent, or uncontrolled and labelled as its
+    child (Metacontroller's controller-uid label, or the hook's own instance labels)."""
+    name, namespace = parent["metadata"]["name"], parent["metadata"]["namespace"]
+    if group_of(obj) not in groups or namespace_of(obj, namespace) != namespace:
+        return False
+    ref = controller_ref(obj)
+    if ref is not None:
+        return is_parent_ref(ref, name, uid)
+    labels = observed.labels(obj)
+    if uid is not None and labels.get(CONTROLLER_UID_LABEL) == uid:
+        return True
+    return labels.get("instance") == name and labels.get("app.kubernetes.io/managed-by") == context.MANAGED_BY
+
+
+def keyed(objects: list[dict], namespace: str, groups: tuple[str, ...]) -> dict:
+    """A children (or related) map as hook version v2 sends it: every group, `namespace/name` keys."""
+    found: dict[str, dict] = {group: {} for group in groups}
+    for obj in objects:
+        name = observed.dig(obj, "metadata", "name")
+        found.setdefault(group_of(obj), {})[f"{namespace_of(obj, namespace)}/{name}"] = obj
+    return found
+
+
+def referenced_secrets(parent: dict, live: list[dict]) -> tuple[list[dict], list[str]]:
+    """(the live Secrets the customize hook would ask for, the names of those missing)."""
+    namespace = parent["metadata"]["namespace"]
+    wanted = [name for rule in customize.related_resources({"parent": parent})["relatedResources"]
+              for name in rule["names"]]
+    have = {observed.dig(obj, "metadata", "name"): obj for obj in live
+            if group_of(obj) == observed.SECRET and namespace_of(obj, namespace) == namespace}
+    return [have[name] for name in wanted if name in have], [name for name in wanted if name not in have]
+
+
+def sync_request(parent: dict, children: list[dict], related: list[dict],
+                 groups: tuple[str, ...] = CHILD_GROUPS) -> dict:
+    """The CompositeController sync request Metacontroller sends (hook version v2)."""
+    namespace = parent["metadata"]["namespace"]
+    return {
+        "controller": {"apiVersion": "metacontroller.k8s.io/v1alpha1", "kind": "CompositeController",
+                       "metadata": {"name": "dittoservers.dittofs.dittofs.com"}},
+        "parent": parent,
+        "children": keyed(children, namespace, groups),
+        "related": keyed(related, namespace, (observed.SECRET,)) if related else {},
+        "finalizing": False,
+    }
+
+
+@dataclass(frozen=True)
+class Preview:
+    parent: dict
+    uid: str | None
+    live_children: list[dict]
+    request: dict
+    response: dict
+
+
+def preview(parent: dict, live: list[dict], strategy: ports.Strategy,
+            groups: tuple[str, ...] = CHILD_GROUPS,
+            random_token: Callable[[int], str] = secrets.random_token) -> Preview:
+    """The sync request for `parent` with its children among `live`, and the hook's answer."""
+    spec.check_parent(parent)   # name and namespace first, as the hook checks them
+    uid = parent_uid(parent, live)
+    children = [obj for obj in live if is_child(obj, parent, uid, groups)]
+    ignored = sum(1 for obj in live if group_of(obj) in groups) - len(children)
+    if ignored:
+        note(f"{ignored} live object(s) are not children of {spec.KIND} "
+             f"{parent['metadata']['namespace']}/{parent['metadata']['name']} and were left out"
+             + ("" if children else " (is the namespace right? see --namespace)"))
+    related, missing = referenced_secrets(parent, live)
+    if live and missing:
+        note(f"Secret(s) {', '.join(missing)} referenced by the spec are not among the live "
+             "objects: the config hash may differ from the cluster's")
+    request = sync_request(parent, children, related, groups)
+    return Preview(parent, uid, children, request,
+                   sync.desired_state(request, strategy=strategy, random_token=random_token))
+
+
+# --------------------------------------------------------------------------- render
+
+
+def render_children(children: list[dict]) -> str:
+    """Multi-document YAML, `helm template` style."""
+    return "".join(f"---\n# Source: {c.get('kind')}/{observed.dig(c, 'metadata', 'name')}\n{to_yaml(c)}"
+                   for c in children)
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def _item(items: Any, other: Any, text: str) -> Any:
+    """The item `[text]` of a list: by its list-map key when the two versions share one (as
+    `applying.diff_paths` names it), else by index."""
+    if not isinstance(items, list):
+        return ABSENT
+    key = applying.list_map_key(items, other) if items and isinstance(other, list) and other else None
+    if key is None:
+        return items[int(text)] if text.isdigit() and int(text) < len(items) else ABSENT
+    found = [x for x in items if applying.merge_key_string(x.get(key)) == text]
+    return found[-1] if found else ABSENT
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key, ABSENT) if isinstance(obj, dict) else ABSENT
+
+
+def values_at(old: Any, new: Any, path: str) -> tuple[Any, Any]:
+    """The values at a `Change.fields` path in the live object and in the object written.
+    Keys may contain dots (`metadata.annotations.dittofs.io/config-hash`): the longest key
+    present that the path starts with is taken."""
+    if not path:
+        return old, new
+    if path.startswith("["):
+        text, _, rest = path[1:].partition("]")
+        return values_at(_item(old, new, text), _item(new, old, text), rest.removeprefix("."))
+    keys = sorted({str(k) for obj in (old, new) if isinstance(obj, dict) for k in obj}, key=len, reverse=True)
+    for key in keys:
+        if path == key or path.startswith((f"{key}.", f"{key}[")):
+            return values_at(_get(old, key), _get(new, key), path[len(key):].removeprefix("."))
+    return ABSENT, ABSENT
+
+
+def _hide_last_applied(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "(last applied)" if k == applying.LAST_APPLIED else _hide_last_applied(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide_last_applied(v) for v in value]
+    return value
+
+
+def show(value: Any) -> str:
+    if value is ABSENT:
+        return "(absent)"
+    text = json.dumps(_hide_last_applied(value), sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= VALUE_WIDTH else text[:VALUE_WIDTH - 1] + "…"
+
+
+def field_line(kind: str, path: str, old: Any, new: Any) -> str:
+    if path.endswith(applying.LAST_APPLIED):
+        what = "set" if old is ABSENT else "rewritten"
+        return f"{path}: {what} (Metacontroller's record of the object it applies)"
+    if kind == "Secret" and re.split(r"[.\[]", path)[0] in ("data", "stringData"):
+        return f"{path}: (secret value changed)"
+    return f"{path}: {show(old)} → {show(new)}"
+
+
+def _by_identity(objects: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(obj.get("kind"), observed.dig(obj, "metadata", "name")): obj for obj in objects}
+
+
+# Change.action as printed, in the summary's order.
+WORDS = {"create": "created", "update": "updated", "delete": "deleted", "unchanged": "unchanged"}
+
+
+def describe(changes: list[applying.Change], live: list[dict], desired: list[dict]) -> list[str]:
+    """One line per child, and under each update the fields that change with old → new."""
+    live_by, desired_by = _by_identity(live), _by_identity(desired)
+    lines = []
+    for change in changes:
+        lines.append(f"{WORDS[change.action]:<10} {change.kind}/{change.name}")
+        if change.action != "update":
+            continue
+        before = live_by[(change.kind, change.name)]
+        after = applying.apply_update(before, desired_by[(change.kind, change.name)])
+        for path in change.fields:
+            lines.append("    " + field_line(change.kind, path, *values_at(before, after, path)))
+    return lines
+
+
+def summary(changes: list[applying.Change]) -> str:
+    counts = [f"{sum(1 for c in changes if c.action == action)} {word}" for action, word in WORDS.items()]
+    return ", ".join(counts) + "."
+
+
+def restart_line(changes: list[applying.Change]) -> str:
+    change = next((c for c in changes if c.restarts_pod), None)
+    if change is None:
+        return "The DittoFS pod would not restart."
+    target = f"{change.kind}/{change.name}"
+    reason = {"update": f"spec.template of {target} changes",
+              "create": f"{target} would be created",
+              "delete": f"{target} would be deleted"}[change.action]
+    return f"The DittoFS pod would restart: {reason}."
+
+
+def changes_of(result: Preview) -> tuple[list[applying.Change], list[dict]]:
+    """The changes one sync would make, and the children as Metacontroller prepares them."""
+    namespace = result.parent["metadata"]["namespace"]
+    children = result.response["children"]
+    changes = applying.plan(result.live_children, children, namespace=namespace, parent_uid=result.uid)
+    return changes, applying.prepare_desired(children, namespace, result.uid)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def note(message: str) -> None:
+    """A remark on stderr, as a YAML comment so that render's stderr stays YAML."""
+    print(f"# note: {message}", file=sys.stderr)
+
+
+def strategy_of(args: argparse.Namespace) -> ports.Strategy:
+    """--strategy, else the server's own setting (DITTOFS_HOOK_APPLY_STRATEGY)."""
+    if args.strategy:
+        return args.strategy
+    try:
+        return settings.Settings.from_env(os.environ).apply_strategy
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def run(args: argparse.Namespace, strategy: ports.Strategy) -> Preview:
+    """Read the files named by `args` and answer the sync request they make."""
+    parent = pick_parent(read_objects(args.file), args.file)
+    parent = prepare_parent(parent, args.namespace, args.adapters)
+    live = read_objects(args.observed) if args.observed else []
+    groups = tuple(g for g in CHILD_GROUPS if not (args.no_network_policies and g == observed.NETWORKPOLICY))
+    return preview(parent, live, strategy, groups)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    result = run(args, strategy_of(args))
+    sys.stdout.write(render_children(result.response["children"]))
+    sys.stderr.write(to_yaml({"status": result.response["status"]}))
+    return OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    strategy = strategy_of(args)
+    result = run(args, strategy)
+    if strategy == ports.SERVER_SIDE:
+        note("the diff models Metacontroller's dynamic apply; under server-side apply the "
+             "children are the same but the merge differs")
+    try:
+        changes, desired = changes_of(result)
+    except ValueError as exc:   # duplicate live objects, or a last-applied annotation not JSON
+        raise CliError(str(exc)) from None
+    lines = describe(changes, result.live_children, desired)
+    print("\n".join([*lines, "", summary(changes), restart_line(changes)]))
+    return OK if all(c.action == "unchanged" for c in changes) else CHANGES
+
+
+LIVE_HELP = "live objects as `kubectl get -o json|yaml` prints them (a List, or documents)"
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("file", metavar="FILE",
+                        help="the DittoServer manifest, YAML or JSON (the first DittoServer in it)")
+    common.add_argument("-n", "--namespace",
+                        help=f"the DittoServer's namespace if the manifest has none ({DEFAULT_NAMESPACE})")
+    common.add_argument("--adapters", type=parse_adapters, metavar="TYPE:PORT,...",
+                        help="running adapters, e.g. nfs:12049,smb:12445 ('' for none); replaces "
+                             f"the manifest's {adapters.ANNOTATION} annotation")
+    common.add_argument("--strategy", choices=(ports.DYNAMIC, ports.SERVER_SIDE),
+                        help="Metacontroller's apply strategy (default: "
+                             "$DITTOFS_HOOK_APPLY_STRATEGY, else dynamic-apply)")
+    common.add_argument("--no-network-policies", action="store_true",
+                        help="the CompositeController declares no NetworkPolicy children")
+    top = argparse.ArgumentParser(
+        prog="dittofs-hooks",
+        description="Preview what the sync hook does with a DittoServer, without a cluster.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    render = commands.add_parser("render", parents=[common],
+                                 help="print the desired children as YAML (status on stderr)")
+    render.add_argument("--observed", metavar="LIVE", help=LIVE_HELP)
+    render.set_defaults(handler=cmd_render)
+    diff = commands.add_parser("diff", parents=[common],
+                               help="what one sync would change in the live children (exit 1 if anything)")
+    diff.add_argument("--observed", metavar="LIVE", required=True, help=LIVE_HELP)
+    diff.set_defaults(handler=cmd_diff)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (argparse's usage errors included)."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else FAILED
+    try:
+        return args.handler(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except errors.HookError as exc:
+        where = f" (field: {exc.field})" if exc.field else ""
+        print(f"error: {exc.code}: {exc.message}{where}", file=sys.stderr)
+    return FAILED

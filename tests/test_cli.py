@@ -1,0 +1,333 @@
+"""The command line (`python -m hooks render|diff`): the same answer as `POST /sync` for the
+same request, and a diff against live objects that agrees with the dynamic-apply model, on
+objects a converged `tests.harness.Loop` produced exactly as a cluster stores them.
+"""
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hooks import app, cli, settings
+from tests import factory as f
+from tests.harness import Loop
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "metacontroller" / "example-dittoserver.yaml"
+SPEC = {"storage": {"metadataSize": "10Gi"}, "metrics": {"enabled": True}}
+NFS, SMB = f.entry("nfs", 12049), f.entry("smb", 12445)
+NO_RESTART = "The DittoFS pod would not restart."
+RESTART = "The DittoFS pod would restart: spec.template of StatefulSet/demo changes."
+
+
+@pytest.fixture(autouse=True)
+def _default_strategy(monkeypatch):
+    monkeypatch.delenv("DITTOFS_HOOK_APPLY_STRATEGY", raising=False)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def documents(text: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+
+
+def write_yaml(path: Path, obj: dict) -> Path:
+    path.write_text(yaml.safe_dump(obj))
+    return path
+
+
+def settled(adapters, **kwargs) -> Loop:
+    loop = Loop(SPEC, adapters, groups=f.WITH_POLICIES, **kwargs)
+    loop.settle()
+    loop.mark_ready()
+    loop.settle()
+    return loop
+
+
+def dump_live(tmp_path: Path, loop: Loop, drop=(), extra=()) -> Path:
+    """The loop's cluster as `kubectl get -o json` prints it: a List."""
+    items = [copy.deepcopy(obj) for key, obj in sorted(loop.cluster.objects.items()) if key not in drop]
+    path = tmp_path / "live.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [*items, *extra]}))
+    return path
+
+
+def diff(capsys, tmp_path, loop: Loop, *options, parent=None, **dump) -> tuple[int, list[str], str]:
+    manifest = write_yaml(tmp_path / "ditto.yaml", parent or loop.parent)
+    code, out, err = run(capsys, "diff", manifest, "--observed", dump_live(tmp_path, loop, **dump), *options)
+    return code, out.splitlines(), err
+
+
+def by_identity(children: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(c["kind"], c["metadata"]["name"]): c for c in children}
+
+
+# --------------------------------------------------------------------------- render
+
+
+def test_render_equals_the_children_of_post_sync(capsys):
+    code, out, err = run(capsys, "render", EXAMPLE)
+    assert code == 0
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["metadata"]["namespace"] = "default"
+    request = {"controller": {}, "parent": manifest, "related": {}, "finalizing": False,
+               "children": {group: {} for group in f.WITH_POLICIES}}
+    client = app.create_app(settings.Settings()).test_client()
+    answer = client.post("/sync", json=request).get_json()
+
+    rendered, served = by_identity(documents(out)), by_identity(answer["children"])
+    assert list(rendered) == [(c["kind"], c["metadata"]["name"]) for c in answer["children"]]
+    assert ("NetworkPolicy", "dittofs-example-baseline") in rendered
+    for key, child in served.items():
+        if key[0] == "Secret":   # random until the Secret exists
+            assert sorted(rendered[key]["data"]) == sorted(child["data"])
+            assert {**rendered[key], "data": None} == {**child, "data": None}
+        else:
+            assert rendered[key] == child, key
+    status = yaml.safe_load(err)["status"]
+    assert status["phase"] == "Pending"
+    assert status["configHash"] == answer["status"]["configHash"]
+
+
+def test_render_prints_helm_style_documents(capsys):
+    _, out, _ = run(capsys, "render", EXAMPLE)
+    assert out.startswith("---\n# Source: Secret/dittofs-example-jwt-secret\napiVersion: v1\n")
+    assert "# Source: StatefulSet/dittofs-example\n" in out
+    assert "  config.yaml: |\n" in out   # the config reads as a block, not one escaped line
+    assert "&id" not in out and "{" not in out.split("config.yaml")[0]
+
+
+def test_render_is_stable_apart_from_new_secrets(capsys):
+    _, first, _ = run(capsys, "render", EXAMPLE)
+    _, second, _ = run(capsys, "render", EXAMPLE)
+    def without_secrets(text):
+        return [d for d in documents(text) if d["kind"] != "Secret"]
+    assert without_secrets(first) == without_secrets(second)
+
+
+def test_adapters_option_gives_the_adapter_port_and_service(capsys):
+    code, out, err = run(capsys, "render", EXAMPLE, "--adapters", "nfs:12049")
+    assert code == 0
+    children = by_identity(documents(out))
+    svc = children[("Service", "dittofs-example-adapter-nfs")]
+    assert {(p["name"], p["port"]) for p in svc["spec"]["ports"]} == {("adapter-nfs", 12049), ("portmap", 111)}
+    ports = children[("StatefulSet", "dittofs-example")]["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert {"name": "adapter-nfs", "containerPort": 12049, "protocol": "TCP"} in ports
+    assert yaml.safe_load(err)["status"]["adapters"] == [{"type": "nfs", "port": 12049}]
+
+
+def test_adapters_option_replaces_the_manifests_annotation(capsys, tmp_path):
+    parent = f.parent(adapters=[NFS, SMB])
+    code, out, _ = run(capsys, "render", write_yaml(tmp_path / "p.yaml", parent), "--adapters", "smb:1445")
+    services = [d["metadata"]["name"] for d in documents(out) if d["kind"] == "Service"]
+    assert code == 0 and "demo-adapter-smb" in services and "demo-adapter-nfs" not in services
+
+
+def test_empty_adapters_option_means_none_is_running(capsys, tmp_path):
+    _, _, err = run(capsys, "render", EXAMPLE, "--adapters", "")
+    status = yaml.safe_load(err)["status"]
+    known = next(c for c in status["conditions"] if c["type"] == "AdaptersKnown")
+    assert status["adapters"] == [] and known["status"] == "True"
+
+
+def test_server_side_apply_adds_the_udp_portmapper(capsys):
+    _, out, _ = run(capsys, "render", EXAMPLE, "--adapters", "nfs:12049", "--strategy", "server-side-apply")
+    sts = by_identity(documents(out))[("StatefulSet", "dittofs-example")]
+    assert "adapter-pm-udp" in [p["name"] for p in sts["spec"]["template"]["spec"]["containers"][0]["ports"]]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("nfs:abc", "must be a number from 1 to 65535"),
+    ("nfs:70000", "must be a number from 1 to 65535"),
+    ("nfs:0", "must be a number from 1 to 65535"),
+    ("nfs", "is not TYPE:PORT"),
+    (":12049", "is not TYPE:PORT"),
+    ("nfs:1,NFS:2", "given twice"),
+])
+def test_bad_adapters_option_exits_2_with_a_message(capsys, value, message):
+    code, out, err = run(capsys, "render", EXAMPLE, "--adapters", value)
+    assert code == 2 and out == ""
+    assert "--adapters" in err and message in err
+
+
+def test_invalid_manifest_exits_2_naming_the_field(capsys, tmp_path):
+    manifest = yaml.safe_load(EXAMPLE.read_text())
+    manifest["spec"]["replicas"] = 2
+    code, out, err = run(capsys, "render", write_yaml(tmp_path / "bad.yaml", manifest))
+    assert code == 2 and out == ""
+    assert "parent.spec.replicas" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read"),
+    ("spec: [unclosed\n", "neither JSON nor YAML"),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "holds no DittoServer"),
+    ("- just\n- a list\n", "must be an object"),
+])
+def test_unreadable_manifest_exits_2(capsys, tmp_path, content, message):
+    path = tmp_path / "manifest.yaml"
+    if content is not None:
+        path.write_text(content)
+    code, out, err = run(capsys, "render", path)
+    assert code == 2 and out == "" and message in err
+
+
+def test_first_dittoserver_of_a_multi_document_file(capsys, tmp_path):
+    other = yaml.safe_load(EXAMPLE.read_text())
+    path = tmp_path / "many.yaml"
+    path.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}},
+                                        f.parent(name="first"), {**other}]))
+    code, out, _ = run(capsys, "render", path)
+    assert code == 0
+    assert {d["metadata"]["name"] for d in documents(out) if d["kind"] == "StatefulSet"} == {"first"}
+
+
+def test_namespace_option_and_manifest_namespace(capsys, tmp_path):
+    code, out, _ = run(capsys, "render", EXAMPLE, "-n", "dittofs-demo")
+    assert code == 0 and {d["metadata"]["namespace"] for d in documents(out)} == {"dittofs-demo"}
+    code, _, err = run(capsys, "render", write_yaml(tmp_path / "p.yaml", f.parent()), "-n", "other")
+    assert code == 2 and "does not match" in err
+
+
+def test_render_with_observed_keeps_the_live_secrets(capsys, tmp_path):
+    loop = settled([NFS])
+    manifest = write_yaml(tmp_path / "ditto.yaml", loop.parent)
+    code, out, _ = run(capsys, "render", manifest, "--observed", dump_live(tmp_path, loop))
+    secret = by_identity(documents(out))[("Secret", "demo-admin-credentials")]
+    assert code == 0
+    assert secret["data"] == loop.live("Secret", "demo-admin-credentials")["data"]
+
+
+def python_m_hooks(*argv: str) -> subprocess.CompletedProcess:
+    """A real `python -m hooks` from the repository root, without the test's environment."""
+    return subprocess.run([sys.executable, "-m", "hooks", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+
+
+def test_python_dash_m_hooks_runs_as_a_subprocess():
+    proc = python_m_hooks("render", str(EXAMPLE), "--adapters", "nfs:12049")
+    assert proc.returncode == 0, proc.stderr
+    kinds = [d["kind"] for d in documents(proc.stdout)]
+    assert kinds.count("StatefulSet") == 1 and "Service" in kinds
+    assert yaml.safe_load(proc.stderr)["status"]["phase"] == "Pending"
+    bad = python_m_hooks("render", str(EXAMPLE), "--adapters", "nfs:abc")
+    assert bad.returncode == 2 and "nfs:abc" in bad.stderr and bad.stdout == ""
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def test_diff_of_what_the_hook_produced_is_empty(capsys, tmp_path):
+    loop = settled([NFS])
+    code, lines, _ = diff(capsys, tmp_path, loop)
+    assert code == 0
+    assert lines[-1] == NO_RESTART
+    children = [line for line in lines if line.startswith(("created", "updated", "deleted", "unchanged"))]
+    assert len(children) == len(loop.cluster.objects) == 10
+    assert all(line.startswith("unchanged") for line in children)
+
+
+def test_diff_ignores_objects_that_are_not_this_parents_children(capsys, tmp_path):
+    loop = settled([NFS])
+    strangers = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "namespace": "storage"}},
+        {**copy.deepcopy(loop.live("Service", "demo-api")), "metadata": {"name": "demo-api", "namespace": "elsewhere"}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "demo-0", "namespace": "storage"}},
+    ]
+    code, lines, err = diff(capsys, tmp_path, loop, extra=strangers)
+    assert code == 0 and lines[-1] == NO_RESTART
+    assert "2 live object(s) are not children" in err
+
+
+def test_diff_finds_the_parent_uid_in_the_live_children(capsys, tmp_path):
+    loop = settled([NFS])
+    parent = copy.deepcopy(loop.parent)   # as in git: no uid, no status
+    del parent["metadata"]["uid"], parent["status"]
+    code, lines, _ = diff(capsys, tmp_path, loop, parent=parent)
+    assert code == 0 and lines[-1] == NO_RESTART
+
+
+def test_diff_accepts_live_yaml_documents(capsys, tmp_path):
+    loop = settled([NFS])
+    live = tmp_path / "live.yaml"
+    live.write_text(yaml.safe_dump_all(list(loop.cluster.objects.values())))
+    code, out, _ = run(capsys, "diff", write_yaml(tmp_path / "d.yaml", loop.parent), "--observed", live)
+    assert code == 0 and out.splitlines()[-1] == NO_RESTART
+
+
+def test_adding_an_adapter_restarts_the_pod_and_creates_its_service(capsys, tmp_path):
+    loop = settled([NFS])
+    code, lines, _ = diff(capsys, tmp_path, loop, "--adapters", "nfs:12049,smb:12445")
+    assert code == 1
+    assert lines[-1] == RESTART
+    assert "created    Service/demo-adapter-smb" in lines
+    assert "created    NetworkPolicy/demo-adapter-smb" in lines
+    assert "updated    StatefulSet/demo" in lines
+    fields = lines[lines.index("updated    StatefulSet/demo") + 1:]
+    assert any(line.strip().startswith("spec.template.spec.containers[dittofs].ports[12445]: (absent) → ")
+               and '"name": "adapter-smb"' in line for line in fields)
+    last_applied = next(line for line in fields if "last-applied-configuration" in line)
+    assert "rewritten" in last_applied and "{" not in last_applied   # summarized, not dumped
+    assert "unchanged  Service/demo-adapter-nfs" in lines
+
+
+def test_a_missing_child_is_created_without_a_restart(capsys, tmp_path):
+    loop = settled([NFS])
+    code, lines, _ = diff(capsys, tmp_path, loop, drop={("ConfigMap", "demo-config")})
+    assert code == 1
+    assert "created    ConfigMap/demo-config" in lines
+    assert lines[-1] == NO_RESTART
+
+
+def test_a_stopped_adapters_service_is_deleted(capsys, tmp_path):
+    loop = settled([NFS, SMB])
+    code, lines, _ = diff(capsys, tmp_path, loop, "--adapters", "nfs:12049")
+    assert code == 1
+    assert "deleted    Service/demo-adapter-smb" in lines
+    assert "deleted    NetworkPolicy/demo-adapter-smb" in lines
+    assert lines[-1] == RESTART
+    assert "1 created" not in lines[-2] and "2 deleted" in lines[-2]
+
+
+def test_diff_shows_old_and_new_values(capsys, tmp_path):
+    loop = settled([NFS])
+    parent = copy.deepcopy(loop.parent)
+    parent["spec"]["image"] = "marmos91c/dittofs:v2"
+    _, lines, _ = diff(capsys, tmp_path, loop, parent=parent)
+    assert ('    spec.template.spec.containers[dittofs].image: "marmos91c/dittofs:latest" → '
+            '"marmos91c/dittofs:v2"') in lines
+    assert lines[-1] == RESTART
+
+
+def test_diff_never_prints_secret_values(capsys, tmp_path):
+    loop = settled([NFS])
+    secret = loop.cluster.objects[("Secret", "demo-admin-credentials")]
+    secret["data"] = {"username": secret["data"]["username"]}   # the password key went missing
+    code, lines, _ = diff(capsys, tmp_path, loop)
+    assert code == 1 and "updated    Secret/demo-admin-credentials" in lines
+    assert "    data.password: (secret value changed)" in lines
+    assert not any(f.fake_token(32) in line or "eHh4" in line for line in lines)
+
+
+def test_diff_requires_observed_and_reports_bad_files(capsys, tmp_path):
+    code, _, err = run(capsys, "diff", EXAMPLE)
+    assert code == 2 and "--observed" in err
+    code, _, err = run(capsys, "diff", EXAMPLE, "--observed", tmp_path / "missing.json")
+    assert code == 2 and "cannot read" in err
+
+
+def test_values_at_resolves_keys_with_dots_and_list_items():
+    old = {"metadata": {"annotations": {"dittofs.io/config-hash": "a"}},
+           "ports": [{"containerPort": 1, "name": "x"}]}
+    new = {"metadata": {"annotations": {"dittofs.io/config-hash": "b"}},
+           "ports": [{"containerPort": 1, "name": "y"}, {"containerPort": 2, "name": "z"}]}
+    assert cli.values_at(old, new, "metadata.annotations.dittofs.io/config-hash") == ("a", "b")
+    assert cli.values_at(old, new, "ports[1].name") == ("x", "y")
+    assert cli.values_at(old, new, "ports[2]") == (cli.ABSENT, {"containerPort": 2, "name": "z"})
