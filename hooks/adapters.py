@@ -4,9 +4,10 @@ It is the sync hook's only source of adapter state. Three outcomes, never confus
 known with adapters, known and empty (remove every adapter port and Service), and unknown
 (absent or malformed: keep what is observed, delete nothing).
 """
+import functools
 import json
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import pydantic
 from pydantic import Field
@@ -30,9 +31,9 @@ class Entry(pydantic.BaseModel):
 _ENTRIES = pydantic.TypeAdapter(list[Entry])
 
 
-@dataclass(frozen=True, order=True)
-class Adapter:
-    """An active adapter: sanitized type and its TCP port."""
+class Adapter(NamedTuple):
+    """An active adapter: sanitized type and its TCP port. (A NamedTuple: ordered by type then
+    port, and hashed in C, which the sync hook's caches rely on.)"""
 
     type: str
     port: int
@@ -74,11 +75,24 @@ def active(entries: list[Entry]) -> tuple[Adapter, ...]:
 
 def state_from_annotations(annotations: dict | None) -> State:
     """Adapter state from the parent's annotations."""
+    if annotations is not None and not isinstance(annotations, dict):
+        return _unknown("AnnotationInvalid", "metadata.annotations is not a map")
     raw = (annotations or {}).get(ANNOTATION)
     if raw is None:
         return _unknown("AnnotationMissing", f"annotation {ANNOTATION} is not set")
     if not isinstance(raw, str):
         return _unknown("AnnotationInvalid", f"annotation {ANNOTATION} is not a string")
+    return state_from_text(raw)
+
+
+@functools.lru_cache(maxsize=256)
+def state_from_text(raw: str) -> State:
+    """Adapter state from the annotation's value.
+
+    Cached by that value: a parent carries the same annotation on every sync until its
+    adapters change, and a State is immutable. (Validating and sanitizing 256 adapters costs
+    more than all the rest of a sync does.)
+    """
     try:
         entries = parse_entries(raw)
     except ValueError as exc:

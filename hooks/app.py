@@ -23,7 +23,13 @@ OPEN_ROUTES = ("/healthz", "/metrics")   # probes and scrapers carry no token
 
 def respond(body: dict, status: int = 200) -> flask.Response:
     """Canonical JSON (sorted keys), so equal answers are equal bytes."""
-    return flask.Response(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), status=status, mimetype=JSON)
+    try:
+        payload = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        # An answer that echoes input nested past orjson's 255 levels: refuse the input (a 422
+        # changes nothing in the cluster) rather than fail with a 500.
+        raise errors.HookError(422, "Unencodable", "the answer cannot be written as JSON (input nested too deeply?)") from None
+    return flask.Response(payload, status=status, mimetype=JSON)
 
 
 def read_body() -> bytes:
@@ -47,7 +53,9 @@ def note_parent(body: dict, key: str) -> None:
     """Remember which parent a call is about, for its log line (name and namespace only)."""
     meta = body.get(key, {}).get("metadata") if isinstance(body.get(key), dict) else None
     if isinstance(meta, dict):
-        flask.g.parent = f"{str(meta.get('namespace', ''))[:253]}/{str(meta.get('name', ''))[:253]}"
+        # Strings only: str() of a value nested 1000 deep raises RecursionError.
+        namespace, name = (value if isinstance(value, str) else "" for value in (meta.get("namespace"), meta.get("name")))
+        flask.g.parent = f"{namespace[:253]}/{name[:253]}"
 
 
 def etag_of(raw: bytes, config: settings.Settings) -> str:

@@ -29,10 +29,14 @@ class Context:
 
     @property
     def labels(self) -> dict:
-        return {**self.selector, "app.kubernetes.io/managed-by": MANAGED_BY}
+        """The selector labels plus managed-by (a new dict each time, like `selector`)."""
+        return {"app": SELECTOR_APP, "instance": self.name, "app.kubernetes.io/managed-by": MANAGED_BY}
 
     def meta(self, name: str, labels: dict | None = None, annotations: dict | None = None) -> dict:
-        found = {"name": name, "namespace": self.namespace, "labels": {**self.labels, **(labels or {})}}
+        merged = self.labels
+        if labels:
+            merged.update(labels)
+        found = {"name": name, "namespace": self.namespace, "labels": merged}
         if annotations:
             found["annotations"] = dict(annotations)
         return found

@@ -7,7 +7,6 @@ reads as "leave the current value". This is the only module that does network I/
 which Secret, which URL, which credentials and which answer are plain functions beside it.
 """
 import base64
-import binascii
 import http.cookiejar
 import logging
 import threading
@@ -85,12 +84,15 @@ def _decoded(data: dict, secret: str, key: str) -> str | None:
         if not isinstance(raw, str):
             raise TypeError
         return base64.b64decode(raw, validate=True).decode()
-    except (TypeError, binascii.Error, UnicodeDecodeError):
+    except (TypeError, ValueError):   # binascii.Error, UnicodeDecodeError, and non-ASCII text
         raise Unavailable(f"Secret {secret} key {key} is not base64-encoded text") from None
 
 
 def _checked_url(text: str, secret: str) -> str:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)   # ValueError for "http://[::1" or a netloc unsafe under NFKC
+    except ValueError:
+        raise Unavailable(f"Secret {secret} key {SERVER_URL_KEY} is not an http(s) URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Unavailable(f"Secret {secret} key {SERVER_URL_KEY} is not an http(s) URL")
     if parts.username or parts.password:

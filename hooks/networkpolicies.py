@@ -40,7 +40,8 @@ def adapter(ctx: context.Context, adapter_type: str, plan: ports.Plan) -> dict:
 
 
 def observed_adapters(ctx: context.Context) -> list[dict]:
-    return ctx.observed.of(observed.NETWORKPOLICY).labelled(ADAPTER_LABEL, "true")
+    return ctx.observed.of(observed.NETWORKPOLICY).labelled_or_named(
+        ADAPTER_LABEL, "true", observed.adapter_name_prefix(ctx.name))
 
 
 def build(ctx: context.Context, plan: ports.Plan) -> list[dict]:

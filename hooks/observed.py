@@ -7,7 +7,9 @@ nothing here models a whole Kubernetes object.
 import json
 from dataclasses import dataclass, field
 
-from hooks import errors
+import orjson
+
+from hooks import errors, names
 
 SECRET = "Secret.v1"
 CONFIGMAP = "ConfigMap.v1"
@@ -20,6 +22,9 @@ NETWORKPOLICY = "NetworkPolicy.networking.k8s.io/v1"
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
 ADAPTER_SERVICE_LABEL = "dittofs.io/adapter-service"
 ADAPTER_TYPE_LABEL = "dittofs.io/adapter-type"
+# Observed objects handed back verbatim must nest no deeper than this: the answer must stay
+# within orjson's 255 levels (Kubernetes objects nest a dozen or two).
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,15 @@ class Objects:
         """Objects carrying `label: value`, sorted by name."""
         return [obj for name, obj in sorted(self.by_name.items()) if labels(obj).get(label) == value]
 
+    def labelled_or_named(self, label: str, value: str, prefix: str | None) -> list[dict]:
+        """Objects carrying `label: value` or named `prefix...`, sorted by name.
+
+        Adapter children are found by label and, should someone have removed or changed the
+        label, by name: unknown adapter state must not delete them either way.
+        """
+        return [obj for name, obj in sorted(self.by_name.items())
+                if labels(obj).get(label) == value or (prefix is not None and name.startswith(prefix))]
+
 
 def metadata(obj: dict) -> dict:
     meta = obj.get("metadata")
@@ -44,6 +58,45 @@ def metadata(obj: dict) -> dict:
 def labels(obj: dict) -> dict:
     found = metadata(obj).get("labels")
     return found if isinstance(found, dict) else {}
+
+
+def adapter_name_prefix(parent: str) -> str | None:
+    """What the name of every adapter child of `parent` starts with (`names.adapter_resource_name`),
+    or None for a parent name so long that shortening may cut into the prefix."""
+    prefix = f"{parent}-adapter-"
+    return prefix if len(prefix) <= names.DNS_LABEL_MAX - 9 else None
+
+
+def listed(value: object) -> list:
+    """`value` when it is a list, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
+def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests maps and lists more than `limit` levels deep (no recursion).
+
+    Level by level: after `limit` levels, is anything left that still nests? (Three times
+    faster than a stack of (item, depth) pairs; it runs on every sync.)
+    """
+    level = [value]
+    for _ in range(limit):
+        below: list = []
+        for item in level:
+            if isinstance(item, dict):
+                below.extend(item.values())
+            elif isinstance(item, list):
+                below.extend(item)
+        if not below:
+            return False
+        level = below
+    return any(isinstance(item, (dict, list)) for item in level)
+
+
+def checked_depth(value, where: str):
+    """`value`, or a 422 when it nests too deeply to hand back."""
+    if too_deep(value):
+        raise errors.invalid(f"nests more than {MAX_DEPTH} levels deep", where, "InvalidChildren")
+    return value
 
 
 def dig(obj: object, *path: str, default=None):
@@ -61,10 +114,12 @@ def index(group: object, where: str, namespace: str) -> Objects:
         raise errors.invalid("must be an object of objects", where, "InvalidChildren")
     found: dict[str, dict] = {}
     for key, obj in group.items():
-        name = dig(obj, "metadata", "name")
+        # dig(), inlined: this runs for every observed object of every sync.
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        name = meta.get("name") if isinstance(meta, dict) else None
         if not isinstance(name, str) or not name:
             raise errors.invalid("observed object has no metadata.name", f"{where}.{key}", "InvalidChildren")
-        if dig(obj, "metadata", "namespace", default=namespace) == namespace:
+        if meta.get("namespace", namespace) == namespace:
             found[name] = obj
     return Objects(found)
 
@@ -93,7 +148,21 @@ def parse(request: dict, namespace: str, required: tuple[str, ...] = REQUIRED_GR
     if not isinstance(related, dict):
         raise errors.invalid("related must be an object", "related", "InvalidRelated")
     secrets = index(related.get(SECRET) or {}, f"related.{SECRET}", namespace)
+    check_secret_data(groups.get(SECRET, Objects()), f"children.{SECRET}", "InvalidChildren")
+    check_secret_data(secrets, f"related.{SECRET}", "InvalidRelated")
     return Observed(groups, secrets)
+
+
+def check_secret_data(objects: Objects, where: str, code: str) -> None:
+    """A Secret's `data`, when present, maps keys to (base64) strings, as the API server writes it.
+
+    Anything else cannot be read: answering would regenerate a generated Secret's values, or
+    hash a referenced Secret wrongly, so the request is refused instead.
+    """
+    for name, obj in objects.by_name.items():
+        data = obj.get("data", {})
+        if not isinstance(data, dict) or not all(isinstance(value, str) for value in data.values()):
+            raise errors.invalid("Secret data must map keys to base64 strings", f"{where}.{name}.data", code)
 
 
 def _sorted_dicts(items: object) -> list[dict]:
@@ -111,17 +180,21 @@ def as_last_applied(obj: dict, sorted_lists: tuple[str, ...] = ()) -> dict:
     """
     meta = metadata(obj)
     annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+    where = f"{meta.get('name')}.metadata.annotations.{LAST_APPLIED}"
     try:
-        last = json.loads(annotations.get(LAST_APPLIED) or "null")
+        # orjson, as strict as Go's decoder: no NaN, no lone surrogates (which no answer could carry).
+        last = orjson.loads(annotations.get(LAST_APPLIED) or "null")
     except (TypeError, ValueError):
         last = None
     if isinstance(last, dict) and dig(last, "metadata", "name") == meta.get("name"):
-        return last
+        return checked_depth(last, where)
     cleaned = {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}
     rest = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     if rest:
         cleaned["annotations"] = rest
     spec = dict(obj["spec"]) if isinstance(obj.get("spec"), dict) else {}
+    found = checked_depth({"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": cleaned,
+                           "spec": spec}, str(meta.get("name")))
     for key in sorted_lists:
         spec[key] = _sorted_dicts(spec.get(key))
-    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": cleaned, "spec": spec}
+    return found

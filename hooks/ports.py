@@ -5,8 +5,9 @@ portmapper), resolved against the keys the apply strategy merges by, sorted by n
 resolution order is fixed (static first, then by name, an adapter's own port before another
 adapter's auxiliary port of the same name), so the result never depends on input order.
 """
-from dataclasses import dataclass
-from typing import Literal
+import functools
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
 
 from hooks import adapters, names
 
@@ -20,8 +21,10 @@ PM_TCP_NAME = "adapter-nfs-pm"
 PM_UDP_NAME = "adapter-pm-udp"
 
 
-@dataclass(frozen=True)
-class Port:
+class Port(NamedTuple):
+    """One container port. A NamedTuple rather than a dataclass: a sync with many adapters
+    builds hundreds of these, and a tuple is several times cheaper to make."""
+
     name: str
     container_port: int
     protocol: str = "TCP"
@@ -47,9 +50,19 @@ class Plan:
     ports: tuple[Port, ...]                      # the container's list, sorted by name
     adapters: tuple[adapters.Adapter, ...]       # adapters whose own port survived
     conflicts: tuple[str, ...]
+    # The ports by owner, in `ports` order: each adapter's Service and NetworkPolicy ask for
+    # theirs, and scanning every port for each adapter would be quadratic in adapters.
+    _by_owner: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_owner: dict[str, list[Port]] = {}
+        for port in self.ports:
+            if port.owner is not None:
+                by_owner.setdefault(port.owner, []).append(port)
+        object.__setattr__(self, "_by_owner", {owner: tuple(found) for owner, found in by_owner.items()})
 
     def ports_of(self, adapter_type: str) -> tuple[Port, ...]:
-        return tuple(p for p in self.ports if p.owner == adapter_type)
+        return self._by_owner.get(adapter_type, ())
 
 
 def static_ports(api_port: int, metrics_port: int | None) -> list[Port]:
@@ -74,9 +87,9 @@ def kept_candidates(observed_ports: list[dict]) -> list[Port]:
     """Observed `adapter-*` container ports, kept as they are while adapter state is unknown."""
     found = []
     for item in observed_ports:
-        name, number = item.get("name"), item.get("containerPort")
+        name, number, protocol = item.get("name"), item.get("containerPort"), item.get("protocol")
         if isinstance(name, str) and name.startswith(names.ADAPTER_PORT_PREFIX) and isinstance(number, int):
-            found.append(Port(name, number, str(item.get("protocol") or "TCP"), primary=False))
+            found.append(Port(name, number, protocol if isinstance(protocol, str) and protocol else "TCP", primary=False))
     return found
 
 
@@ -119,9 +132,21 @@ def plan(
 ) -> Plan:
     """The merged port list for this input, with the adapters it applies and any clashes."""
     if state.known:
-        dynamic = [p for a in state.adapters for p in adapter_candidates(a, strategy)]
-    else:
-        dynamic = kept_candidates(observed_ports)
+        return _known_plan(state, api_port, metrics_port, strategy)
+    return _plan(state, api_port, metrics_port, kept_candidates(observed_ports), strategy)
+
+
+@functools.lru_cache(maxsize=256)
+def _known_plan(state: adapters.State, api_port: int, metrics_port: int | None, strategy: Strategy) -> Plan:
+    """The plan when adapter state is known: it does not depend on what is observed, so it is
+    cached by its inputs (a parent's syncs repeat them until its spec or adapters change).
+    A Plan is immutable."""
+    dynamic = [p for a in state.adapters for p in adapter_candidates(a, strategy)]
+    return _plan(state, api_port, metrics_port, dynamic, strategy)
+
+
+def _plan(state: adapters.State, api_port: int, metrics_port: int | None, dynamic: list[Port],
+          strategy: Strategy) -> Plan:
     kept, conflicts = resolve(static_ports(api_port, metrics_port), dynamic, strategy)
     owners = {p.owner for p in kept if p.primary}
     applied = tuple(a for a in state.adapters if a.type in owners)
@@ -130,6 +155,8 @@ def plan(
 
 def service_ports(ports: tuple[Port, ...], strategy: Strategy) -> list[dict]:
     """An adapter Service's ports, unique by the merge key of Service ports (port[, protocol])."""
+    if len(ports) == 1:
+        return [ports[0].as_service_port()]   # most adapters: nothing to order or merge
     seen, found = set(), []
     for port in sorted(ports, key=lambda p: (not p.primary, p.name)):
         key = (port.service_port,) if strategy == DYNAMIC else (port.service_port, port.protocol)

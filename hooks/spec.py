@@ -6,21 +6,31 @@ Unknown fields are ignored: the CRD's structural schema prunes them before the h
 from typing import Annotated, Literal
 
 import pydantic
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic.alias_generators import to_camel
 
-from hooks import durations, errors, names
+from hooks import durations, errors, names, observed
 
 GROUP = "dittofs.dittofs.com"
 KIND = "DittoServer"
 NAME_MAX = 52                     # the StatefulSet controller appends a revision hash to pod labels
 DEFAULT_POLLING_SECONDS = 30.0
+MAX_GO_DURATION_SECONDS = (2**63 - 1) / 1e9   # Go's time.ParseDuration rejects anything longer
+PASS_THROUGH_DEPTH = 32   # Kubernetes types nest a few levels; the answer must stay within orjson's 255
 
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
 Size = Annotated[str, Field(pattern=r"^[0-9]+(Gi|Mi|Ti)$")]
 ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+
+
+def _shallow(value: dict) -> dict:
+    if observed.too_deep(value, PASS_THROUGH_DEPTH):
+        raise ValueError(f"nests more than {PASS_THROUGH_DEPTH} levels deep")
+    return value
+
+
 # resources / securityContext / podSecurityContext are Kubernetes types passed through as-is.
-PassThrough = dict[str, object]
+PassThrough = Annotated[dict[str, object], AfterValidator(_shallow)]
 
 
 class Model(pydantic.BaseModel):
@@ -96,17 +106,19 @@ class AdapterDiscovery(Model):
 
     @property
     def polling_seconds(self) -> float:
-        return durations.positive_or(self.polling_interval, DEFAULT_POLLING_SECONDS)
+        seconds = durations.positive_or(self.polling_interval, DEFAULT_POLLING_SECONDS)
+        # Longer than Go's time.Duration is invalid (and 1e400s would reach the answer as null).
+        return seconds if seconds < MAX_GO_DURATION_SECONDS else DEFAULT_POLLING_SECONDS
 
 
 class AdapterServices(Model):
     type: ServiceType = "LoadBalancer"
-    annotations: dict[str, str] = {}
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class ApiService(Model):
     type: ServiceType = "ClusterIP"
-    annotations: dict[str, str] = {}
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class S3Credentials(Model):
@@ -132,12 +144,14 @@ class DittoServerSpec(Model):
     control_plane: ControlPlane = ControlPlane()
     identity: Identity = Identity()
     adapter_discovery: AdapterDiscovery = AdapterDiscovery()
-    adapter_services: AdapterServices = AdapterServices()
-    service: ApiService = ApiService()
+    # Defaults holding a dict are made by a factory: pydantic deep-copies a default that does
+    # not hash on every validation, which costs several times as much.
+    adapter_services: AdapterServices = Field(default_factory=AdapterServices)
+    service: ApiService = Field(default_factory=ApiService)
     s3: S3 | None = None
     resources: PassThrough | None = None
     security_context: PassThrough | None = None
-    pod_security_context: PassThrough = {"fsGroup": 1000}
+    pod_security_context: PassThrough = Field(default_factory=lambda: {"fsGroup": 1000})
 
     @pydantic.model_validator(mode="after")
     def _ports_differ(self) -> "DittoServerSpec":
@@ -178,7 +192,8 @@ def check_parent(parent: object) -> tuple[str, str, dict]:
     """(name, namespace, metadata) of a DittoServer parent, or a 422 saying what is wrong."""
     if not isinstance(parent, dict):
         raise errors.invalid("request has no parent object", "parent", "MissingParent")
-    if parent.get("kind") != KIND or not str(parent.get("apiVersion", "")).startswith(GROUP + "/"):
+    api_version = parent.get("apiVersion")
+    if parent.get("kind") != KIND or not isinstance(api_version, str) or not api_version.startswith(GROUP + "/"):
         raise errors.invalid(f"parent must be a {GROUP} {KIND}", "parent.kind", "WrongKind")
     metadata = parent.get("metadata")
     if not isinstance(metadata, dict):

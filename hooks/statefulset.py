@@ -80,10 +80,15 @@ def claim(name: str, size: str, storage_class: str | None) -> dict:
             "spec": spec, "status": {"phase": "Pending"}}
 
 
-def claims(ctx: context.Context) -> list[dict]:
+def claim_specs(ctx: context.Context) -> list[tuple[str, str, str | None]]:
+    """(claim name, size, storage class) of each volumeClaimTemplate, in a fixed order."""
     st = ctx.spec.storage
     sizes = {"metadata": st.metadata_size, "cache": st.cache_size, "content": st.content_size}
-    return [claim(name, sizes[name], st.storage_class_name) for name, _ in volume_names(ctx)]
+    return [(name, sizes[name], st.storage_class_name) for name, _ in volume_names(ctx)]
+
+
+def claims(ctx: context.Context) -> list[dict]:
+    return [claim(name, size, storage_class) for name, size, storage_class in claim_specs(ctx)]
 
 
 def _probe(path: str, **timing) -> dict:
@@ -113,10 +118,9 @@ def container(ctx: context.Context, plan: ports.Plan) -> dict:
 
 def observed_container_ports(sts: dict | None) -> list[dict]:
     """The `dittofs` container's ports in an observed StatefulSet."""
-    for item in observed.dig(sts, "spec", "template", "spec", "containers", default=[]) or []:
+    for item in observed.listed(observed.dig(sts, "spec", "template", "spec", "containers")):
         if isinstance(item, dict) and item.get("name") == context.CONTAINER:
-            found = item.get("ports") or []
-            return [p for p in found if isinstance(p, dict)]
+            return [p for p in observed.listed(item.get("ports")) if isinstance(p, dict)]
     return []
 
 
@@ -124,11 +128,15 @@ def storage_drift(ctx: context.Context, sts: dict | None) -> str | None:
     """What spec.storage asks for that the observed claim templates do not have, if anything."""
     if sts is None:
         return None
-    def summary(templates):
-        return sorted((observed.dig(t, "metadata", "name"), observed.dig(t, "spec", "resources", "requests", "storage"),
-                       observed.dig(t, "spec", "storageClassName")) for t in templates if isinstance(t, dict))
-    have = summary(observed.dig(sts, "spec", "volumeClaimTemplates", default=[]) or [])
-    want = summary(claims(ctx))
+    have = [(observed.dig(t, "metadata", "name"), observed.dig(t, "spec", "resources", "requests", "storage"),
+             observed.dig(t, "spec", "storageClassName"))
+            for t in observed.listed(observed.dig(sts, "spec", "volumeClaimTemplates")) if isinstance(t, dict)]
+    # What claim() writes: no storageClassName when the class is empty.
+    want = [(name, size, storage_class or None) for name, size, storage_class in claim_specs(ctx)]
+    if have == want:
+        return None   # the usual case, in the order the hook wrote them; sorting would agree
+    # Sorted by repr: observed values may be of any JSON type, which do not compare.
+    have, want = sorted(have, key=repr), sorted(want, key=repr)
     if have == want:
         return None
     return (f"spec.storage asks for {want} but the StatefulSet's volumeClaimTemplates are {have}; "
@@ -137,11 +145,16 @@ def storage_drift(ctx: context.Context, sts: dict | None) -> str | None:
 
 def build(ctx: context.Context, plan: ports.Plan, config_hash: str) -> dict:
     sts = ctx.observed.of(observed.STATEFULSET).get(ctx.name)
-    fixed = {"selector": {"matchLabels": ctx.selector}, "serviceName": ctx.child_name("headless"),
-             "volumeClaimTemplates": claims(ctx)}
-    if sts is not None:
-        fixed = {key: observed.dig(sts, "spec", key) for key in IMMUTABLE if observed.dig(sts, "spec", key) is not None}
-    pod_labels = {**ctx.labels, **(observed.dig(fixed, "selector", "matchLabels", default={}) or {})}
+    if sts is None:
+        fixed = {"selector": {"matchLabels": ctx.selector}, "serviceName": ctx.child_name("headless"),
+                 "volumeClaimTemplates": claims(ctx)}
+    else:
+        live = sts.get("spec")
+        live = live if isinstance(live, dict) else {}
+        fixed = {key: live[key] for key in IMMUTABLE if live.get(key) is not None}
+        observed.checked_depth(fixed, f"children.{observed.STATEFULSET}.{ctx.name}.spec")
+    match_labels = observed.dig(fixed, "selector", "matchLabels")
+    pod_labels = {**ctx.labels, **(match_labels if isinstance(match_labels, dict) else {})}
     spec = {
         "replicas": ctx.spec.replicas,
         **fixed,

@@ -13,7 +13,7 @@ def _time(now: datetime) -> str:
 
 
 def previous_conditions(parent: dict) -> dict[str, dict]:
-    found = observed.dig(parent, "status", "conditions", default=[]) or []
+    found = observed.listed(observed.dig(parent, "status", "conditions"))
     return {c["type"]: c for c in found if isinstance(c, dict) and isinstance(c.get("type"), str)}
 
 
@@ -65,8 +65,9 @@ def applied_adapters(ctx: context.Context, plan: ports.Plan, kept_services: list
     found = []
     for svc in kept_services:
         adapter_type = observed.labels(svc).get(observed.ADAPTER_TYPE_LABEL)
-        port = next((p.get("port") for p in observed.dig(svc, "spec", "ports", default=[]) or []
-                     if isinstance(p, dict) and str(p.get("name", "")).startswith(names.ADAPTER_PORT_PREFIX)), None)
+        port = next((p.get("port") for p in observed.listed(observed.dig(svc, "spec", "ports"))
+                     if isinstance(p, dict) and isinstance(p.get("name"), str)
+                     and p["name"].startswith(names.ADAPTER_PORT_PREFIX)), None)
         if isinstance(adapter_type, str) and isinstance(port, int):
             found.append({"type": adapter_type, "port": port})
     return sorted(found, key=lambda a: (a["type"], a["port"]))
