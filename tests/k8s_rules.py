@@ -42,46 +42,45 @@ def iana_ok(name: str) -> bool:
     return len(name) <= 15 and bool(IANA_NAME.match(name)) and "--" not in name and re.search("[a-z]", name) is not None
 
 
-def service_problems(svc: dict, strategy: str) -> list[str]:
+def dns1123_label_ok(name: str) -> bool:
+    return len(name) <= 63 and bool(DNS1123_LABEL.match(name))
+
+
+def port_list_problems(ports: list[dict], what: str, number: str, name_ok, strategy: str) -> list[str]:
+    """Names valid and unique, numbers in range, and no two ports sharing the apply's merge key
+    (number alone under dynamic apply, number and protocol under server-side apply)."""
     found, names, keys = [], set(), set()
-    for port in svc["spec"]["ports"]:
-        if not DNS1123_LABEL.match(port["name"]) or len(port["name"]) > 63:
-            found.append(f"service port name {port['name']!r} is not a DNS-1123 label")
-        if not 1 <= port["port"] <= 65535:
-            found.append(f"service port {port['port']} out of range")
+    for port in ports:
+        if not name_ok(port["name"]):
+            found.append(f"{what} port name {port['name']!r} is not valid")
+        if not 1 <= port[number] <= 65535:
+            found.append(f"{what} port {port[number]} out of range")
         if port["name"] in names:
-            found.append(f"duplicate service port name {port['name']}")
+            found.append(f"duplicate {what} port name {port['name']}")
         names.add(port["name"])
-        key = (port["port"], port.get("protocol", "TCP"))
-        merge_key = key if strategy == "server-side-apply" else key[:1]
-        if merge_key in keys:
-            found.append(f"duplicate service port {key}")
-        keys.add(merge_key)
+        key = (port[number], port.get("protocol", "TCP"))
+        key = key if strategy == "server-side-apply" else key[:1]
+        if key in keys:
+            found.append(f"{what} ports share merge key {key}")
+        keys.add(key)
     return found
 
 
+def service_problems(svc: dict, strategy: str) -> list[str]:
+    return port_list_problems(svc["spec"]["ports"], "service", "port", dns1123_label_ok, strategy)
+
+
 def statefulset_problems(sts: dict, strategy: str) -> list[str]:
-    found, names, keys = [], set(), set()
+    found = []
     if len(sts["metadata"]["name"]) > 52:
         found.append("StatefulSet name over 52 characters")
     template = sts["spec"]["template"]
     selector = sts["spec"]["selector"]["matchLabels"]
     if any(template["metadata"]["labels"].get(k) != v for k, v in selector.items()):
         found.append("template labels do not match the selector")
-    for container in template["spec"]["containers"]:
-        for port in container.get("ports", []):
-            if not iana_ok(port["name"]):
-                found.append(f"container port name {port['name']!r} is not an IANA service name")
-            if not 1 <= port["containerPort"] <= 65535:
-                found.append(f"container port {port['containerPort']} out of range")
-            if port["name"] in names:
-                found.append(f"duplicate container port name {port['name']}")
-            names.add(port["name"])
-            key = (port["containerPort"], port["protocol"]) if strategy == "server-side-apply" else (port["containerPort"],)
-            if key in keys:
-                found.append(f"container ports share merge key {key}")
-            keys.add(key)
-    return found
+    # Port names and merge keys are unique across the whole pod, not per container.
+    ports = [port for container in template["spec"]["containers"] for port in container.get("ports", [])]
+    return found + port_list_problems(ports, "container", "containerPort", iana_ok, strategy)
 
 
 def all_problems(response: dict, strategy: str = "dynamic-apply") -> list[str]:
