@@ -1,18 +1,64 @@
 """Gunicorn settings for the hook service, read by `make serve`, the image and the tests.
 
-HOST and PORT choose the listen address (127.0.0.1:8080 unless set). Worker settings are
-tuned in the performance issue; see the README's performance section.
+HOST and PORT choose the listen address (127.0.0.1:8080 unless set); WEB_CONCURRENCY the
+number of worker processes (the tests use 1). The choices below were measured with
+`make bench` (bench/over_http.py; README, performance section) on a 2-core machine.
 """
+import gc
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8080')}"
+
+# Worker model, measured with W1 (a 33 KiB steady-state sync; wrk, 16 keep-alive connections,
+# runs alternated, 2-core machine shared with other jobs). What a request costs does not depend
+# on it: server CPU per request was 990-1190 us for every variant (gthread 2x1, 2x2, 2x4, 3x1,
+# 4x1 workers x threads; sync 2 and 3), so throughput was the same within noise (~1650-1900
+# req/s). What differs is latency at saturation and what Metacontroller needs:
+# - gthread, because it keeps connections alive: Metacontroller's Go client reuses them, while
+#   the sync worker closes every connection (a TCP handshake per hook call).
+# - 2 workers, one per core (the Deployment allows 1 CPU): more workers add memory (~55 MB PSS
+#   each) and no throughput.
+# - 2 threads per worker: hook p99 18 ms with 1 or 2 threads, 29 ms with 4 (bare Flask: 10, 12,
+#   15 ms); the hooks are CPU-bound under the GIL, so more threads only queue inside the worker.
+#   Two still let a worker answer /sync while a /discover call waits on the DittoFS API (at
+#   most 4 s, well inside Metacontroller's 10 s hook timeout). Raise WEB_CONCURRENCY, not
+#   threads, for more capacity.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-threads = 4
+threads = 2
 timeout = 30
 graceful_timeout = 20
-keepalive = 75
+
+# Idle keep-alive connections are kept longer than the client keeps them. Metacontroller's
+# webhook client is Go's http.DefaultTransport (IdleConnTimeout 90 s) for plain HTTP. If the
+# server closed an idle connection first, a request the client sends on it at that moment
+# fails (Go retries a request only if nothing of it was written, and a POST is not
+# idempotent), and Metacontroller backs off and retries the whole sync. With 120 s the client
+# always closes first. (With a caBundle Metacontroller builds its own Transport with no idle
+# timeout; then the server's 120 s bounds idle connections and the race is left to that rare
+# moment.)
+keepalive = 120
+
+# Load the app once in the master and fork workers from it; freeze what was loaded so that
+# the workers' garbage collections never touch (and so never copy) those shared pages.
+# Measured after W1 and W3 load: private memory 43 MB per worker instead of 52-58 MB, and
+# 132 MB PSS for master and 2 workers instead of 156 MB. (No measurable CPU difference.)
 preload_app = True
+
+
+def pre_fork(server, worker):
+    gc.freeze()
+
+
+# Recycle workers now and then (a worker finishes its requests, then a fresh fork of the
+# preloaded master replaces it), so that memory held after rare huge requests is returned.
+# Jitter keeps the workers from restarting together. Rarely, though: each recycled worker
+# leaves its Prometheus multiprocess files behind (~8 KB, and /metrics reads them all); at a
+# busy 5 hook calls/s, 50000 plus up to 5000 requests is a recycle every 5.5 to 6 hours per
+# worker.
+max_requests = 50000
+max_requests_jitter = 5000
+
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")

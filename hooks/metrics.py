@@ -5,6 +5,7 @@ sets it) each one writes its samples to that directory and `/metrics` adds them 
 scrape sees the whole server whichever worker answers it. Without it (tests, the CLI) the
 metrics live in this app's own registry.
 """
+import collections
 import os
 
 import prometheus_client
@@ -38,8 +39,9 @@ class Metrics:
         self.latency.labels(route, outcome).observe(seconds)
 
     def observe_sync(self, answer: dict) -> None:
-        for child in answer["children"]:
-            self.children.labels(child["kind"]).inc()
+        # One increment per kind, not per child: each is a write to a shared file under gunicorn.
+        for kind, count in collections.Counter(child["kind"] for child in answer["children"]).items():
+            self.children.labels(kind).inc(count)
         conditions = {c["type"]: c for c in answer["status"]["conditions"]}
         if "PortConflict" in conditions:
             self.port_conflicts.inc(conditions["PortConflict"]["message"].count("; ") + 1)

@@ -99,7 +99,7 @@ def container(ctx: context.Context, plan: ports.Plan) -> dict:
     found = {
         "name": context.CONTAINER,
         "image": ctx.spec.image,
-        "command": COMMAND,
+        "command": list(COMMAND),
         "ports": [p.as_container_port() for p in plan.ports],
         "env": env(ctx),
         "volumeMounts": mounts(ctx),
@@ -110,10 +110,20 @@ def container(ctx: context.Context, plan: ports.Plan) -> dict:
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
     }
     if ctx.spec.resources:
-        found["resources"] = ctx.spec.resources
+        found["resources"] = copied(ctx.spec.resources)
     if ctx.spec.security_context:
-        found["securityContext"] = ctx.spec.security_context
+        found["securityContext"] = copied(ctx.spec.security_context)
     return found
+
+
+def copied(value):
+    """A copy of a passed-through JSON value: the parsed spec is shared between syncs (see
+    spec.parse_spec), so nothing of it goes into an answer that a caller might change."""
+    if isinstance(value, dict):
+        return {key: copied(item) if isinstance(item, (dict, list)) else item for key, item in value.items()}
+    if isinstance(value, list):
+        return [copied(item) if isinstance(item, (dict, list)) else item for item in value]
+    return value
 
 
 def observed_container_ports(sts: dict | None) -> list[dict]:
@@ -128,9 +138,8 @@ def storage_drift(ctx: context.Context, sts: dict | None) -> str | None:
     """What spec.storage asks for that the observed claim templates do not have, if anything."""
     if sts is None:
         return None
-    have = [(observed.dig(t, "metadata", "name"), observed.dig(t, "spec", "resources", "requests", "storage"),
-             observed.dig(t, "spec", "storageClassName"))
-            for t in observed.listed(observed.dig(sts, "spec", "volumeClaimTemplates")) if isinstance(t, dict)]
+    have = [_claim_summary(t) for t in observed.listed(observed.dig(sts, "spec", "volumeClaimTemplates"))
+            if isinstance(t, dict)]
     # What claim() writes: no storageClassName when the class is empty.
     want = [(name, size, storage_class or None) for name, size, storage_class in claim_specs(ctx)]
     if have == want:
@@ -141,6 +150,18 @@ def storage_drift(ctx: context.Context, sts: dict | None) -> str | None:
         return None
     return (f"spec.storage asks for {want} but the StatefulSet's volumeClaimTemplates are {have}; "
             "they cannot change in place, so the change is ignored")
+
+
+def _claim_summary(template: dict) -> tuple:
+    """(metadata.name, spec.resources.requests.storage, spec.storageClassName) of an observed
+    claim template, each None where absent (observed.dig, written out: it runs every sync)."""
+    meta, spec = template.get("metadata"), template.get("spec")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(spec, dict):
+        return name, None, None
+    resources = spec.get("resources")
+    requests = resources.get("requests") if isinstance(resources, dict) else None
+    return name, requests.get("storage") if isinstance(requests, dict) else None, spec.get("storageClassName")
 
 
 def build(ctx: context.Context, plan: ports.Plan, config_hash: str) -> dict:
@@ -162,7 +183,7 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str) -> dict:
         "template": {
             "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash}},
             "spec": {
-                "securityContext": ctx.spec.pod_security_context,
+                "securityContext": copied(ctx.spec.pod_security_context),
                 "containers": [container(ctx, plan)],
                 "volumes": [{"name": "config", "configMap": {"name": ctx.child_name(configmap.SUFFIX)}}],
             },
