@@ -16,9 +16,9 @@ import orjson
 JSON = "application/json"
 
 
-def create_app() -> flask.Flask:
-    answer = Path(os.environ["BENCH_RESPONSE"]).read_bytes()
-    app = flask.Flask("bare")
+def _app(name: str, answer_for) -> flask.Flask:
+    """An app with /healthz and a /sync that answers `answer_for(parsed request)` as JSON bytes."""
+    app = flask.Flask(name)
 
     @app.get("/healthz")
     def healthz():
@@ -26,10 +26,14 @@ def create_app() -> flask.Flask:
 
     @app.post("/sync")
     def sync():
-        orjson.loads(flask.request.get_data(cache=False))
-        return flask.Response(answer, mimetype=JSON)
+        return flask.Response(answer_for(orjson.loads(flask.request.get_data(cache=False))), mimetype=JSON)
 
     return app
+
+
+def create_app() -> flask.Flask:
+    answer = Path(os.environ["BENCH_RESPONSE"]).read_bytes()
+    return _app("bare", lambda _request: answer)
 
 
 def create_core_app() -> flask.Flask:
@@ -38,15 +42,5 @@ def create_core_app() -> flask.Flask:
     from hooks import settings, sync
 
     strategy = settings.Settings.from_env().apply_strategy
-    app = flask.Flask("core")
-
-    @app.get("/healthz")
-    def healthz():
-        return flask.Response(b'{"status":"ok"}', mimetype=JSON)
-
-    @app.post("/sync")
-    def sync_hook():
-        answer = sync.desired_state(orjson.loads(flask.request.get_data(cache=False)), strategy=strategy)
-        return flask.Response(orjson.dumps(answer, option=orjson.OPT_SORT_KEYS), mimetype=JSON)
-
-    return app
+    return _app("core", lambda request: orjson.dumps(sync.desired_state(request, strategy=strategy),
+                                                       option=orjson.OPT_SORT_KEYS))
