@@ -2,15 +2,12 @@
 
 The Secrets that the spec references feed the config hash, so rotating one rolls the pod.
 """
-from hooks import errors, spec
+from hooks import spec
 
 
 def related_resources(request: object) -> dict:
-    if not isinstance(request, dict):
-        raise errors.HookError(400, "InvalidJSON", "request body must be a JSON object")
-    parent = request.get("parent")
-    _, namespace, _ = spec.check_parent(parent)
-    wanted = spec.parse_spec(parent.get("spec")).referenced_secrets()
+    _, namespace, _, parsed = spec.read_parent(request)
+    wanted = parsed.referenced_secrets()
     if not wanted:
         return {"relatedResources": []}
     return {"relatedResources": [{"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "names": wanted}]}

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from hooks import adapters, errors, observed, secrets, spec
+from hooks import adapters, observed, secrets, spec
 
 log = logging.getLogger("hooks.discovery")
 
@@ -127,17 +127,8 @@ def answer(polling_seconds: float, annotation: str | None = None) -> dict:
 
 def _target(request: object, key: str) -> tuple[str, str, spec.DittoServerSpec]:
     """(name, namespace, spec) of the DittoServer under `request[key]`, or a 4xx HookError."""
-    if not isinstance(request, dict):
-        raise errors.HookError(400, "InvalidJSON", "request body must be a JSON object")
-    obj = request.get(key)
-    try:
-        name, namespace, _ = spec.check_parent(obj)
-    except errors.HookError as exc:
-        # check_parent speaks of "parent"; the decorator's request calls it "object".
-        if exc.field and exc.field.startswith("parent"):
-            exc.field = key + exc.field[len("parent"):]
-        raise
-    return name, namespace, spec.parse_spec(obj.get("spec"), f"{key}.spec")
+    name, namespace, _, parsed = spec.read_parent(request, key)
+    return name, namespace, parsed
 
 
 # --- network parts ----------------------------------------------------------------------------

@@ -219,22 +219,32 @@ def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
     return found
 
 
-def check_parent(parent: object) -> tuple[str, str, dict]:
-    """(name, namespace, metadata) of a DittoServer parent, or a 422 saying what is wrong."""
+def check_parent(parent: object, key: str = "parent") -> tuple[str, str, dict]:
+    """(name, namespace, metadata) of the DittoServer at `request[key]`, or a 422 naming the field."""
     if not isinstance(parent, dict):
-        raise errors.invalid("request has no parent object", "parent", "MissingParent")
+        raise errors.invalid(f"request has no {key} object", key, "MissingParent")
     api_version = parent.get("apiVersion")
     if parent.get("kind") != KIND or not isinstance(api_version, str) or not api_version.startswith(GROUP + "/"):
-        raise errors.invalid(f"parent must be a {GROUP} {KIND}", "parent.kind", "WrongKind")
+        raise errors.invalid(f"{key} must be a {GROUP} {KIND}", f"{key}.kind", "WrongKind")
     metadata = parent.get("metadata")
     if not isinstance(metadata, dict):
-        raise errors.invalid("parent has no metadata", "parent.metadata", "InvalidParent")
+        raise errors.invalid(f"{key} has no metadata", f"{key}.metadata", "InvalidParent")
     name, namespace = metadata.get("name"), metadata.get("namespace")
     if not isinstance(name, str) or not names.is_dns1035_label(name, NAME_MAX):
         raise errors.invalid(
-            f"parent name must be a DNS-1035 label of at most {NAME_MAX} characters",
-            "parent.metadata.name", "InvalidName",
+            f"{key} name must be a DNS-1035 label of at most {NAME_MAX} characters",
+            f"{key}.metadata.name", "InvalidName",
         )
     if not isinstance(namespace, str) or not namespace:
-        raise errors.invalid("parent has no namespace", "parent.metadata.namespace", "InvalidParent")
+        raise errors.invalid(f"{key} has no namespace", f"{key}.metadata.namespace", "InvalidParent")
     return name, namespace, metadata
+
+
+def read_parent(request: object, key: str = "parent") -> tuple[str, str, dict, DittoServerSpec]:
+    """(name, namespace, metadata, spec) of the DittoServer at `request[key]`: the first thing
+    every hook does (sync and customize read `parent`, the decorator `object`), or a 4xx."""
+    if not isinstance(request, dict):
+        raise errors.HookError(400, "InvalidJSON", "request body must be a JSON object")
+    parent = request.get(key)
+    name, namespace, metadata = check_parent(parent, key)
+    return name, namespace, metadata, parse_spec(parent.get("spec"), f"{key}.spec")

@@ -8,7 +8,7 @@ import hashlib
 from datetime import datetime, timezone
 from typing import Callable
 
-from hooks import (adapters, configmap, context, errors, networkpolicies, observed, ports, secrets,
+from hooks import (adapters, configmap, context, networkpolicies, observed, ports, secrets,
                    services, spec, statefulset, status)
 
 RESYNC_AFTER_SECONDS = 0.0   # Metacontroller's watches and resyncPeriodSeconds suffice
@@ -26,15 +26,11 @@ def config_hash(config_yaml: str, related: observed.Objects, referenced: list[st
 
 def read_context(request: object, strategy: ports.Strategy, random_token: Callable[[int], str]) -> context.Context:
     """Validate the request and read it into a Context, or raise a 422 HookError."""
-    if not isinstance(request, dict):
-        raise errors.HookError(400, "InvalidJSON", "request body must be a JSON object")
-    parent = request.get("parent")
-    name, namespace, metadata = spec.check_parent(parent)
-    parsed = spec.parse_spec(parent.get("spec"))
+    name, namespace, metadata, parsed = spec.read_parent(request)
     return context.Context(
         name=name,
         namespace=namespace,
-        parent=parent,
+        parent=request["parent"],
         spec=parsed,
         state=adapters.state_from_annotations(metadata.get("annotations")),
         observed=observed.parse(request, namespace),
