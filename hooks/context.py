@@ -1,6 +1,7 @@
 """Everything one sync needs, read once from the request: the parent, its spec, adapter state,
 the observed children and the hook's own settings. Builders take a `Context` and return dicts.
 """
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,6 +44,18 @@ class Context:
 
     def child_name(self, suffix: str) -> str:
         return f"{self.name}-{suffix}"
+
+    @functools.cached_property
+    def statefulset(self) -> dict | None:
+        """The observed StatefulSet, if there is one."""
+        return self.observed.of(observed.STATEFULSET).get(self.name)
+
+    def kept_adapter_children(self, group: str, label: str) -> list[dict]:
+        """Observed adapter children of one kind, handed back as they are while adapter state is
+        unknown (none when it is known). Found by label and, should the label be gone, by name."""
+        if self.state.known:
+            return []
+        return self.observed.of(group).labelled_or_named(label, "true", observed.adapter_name_prefix(self.name))
 
     @property
     def metrics_port(self) -> int | None:

@@ -39,11 +39,6 @@ def adapter(ctx: context.Context, adapter_type: str, plan: ports.Plan) -> dict:
     return _policy(ctx, names.adapter_resource_name(ctx.name, adapter_type), allowed, labels)
 
 
-def observed_adapters(ctx: context.Context) -> list[dict]:
-    return ctx.observed.of(observed.NETWORKPOLICY).labelled_or_named(
-        ADAPTER_LABEL, "true", observed.adapter_name_prefix(ctx.name))
-
-
 def build(ctx: context.Context, plan: ports.Plan) -> list[dict]:
     if observed.NETWORKPOLICY not in ctx.observed.groups:
         return []
@@ -51,5 +46,5 @@ def build(ctx: context.Context, plan: ports.Plan) -> list[dict]:
     if ctx.state.known:
         found += [adapter(ctx, a.type, plan) for a in plan.adapters]
     else:
-        found += [observed.as_last_applied(obj, ("ingress",)) for obj in observed_adapters(ctx)]
+        found += [observed.as_last_applied(obj, ("ingress",)) for obj in ctx.kept_adapter_children(observed.NETWORKPOLICY, ADAPTER_LABEL)]
     return found

@@ -53,11 +53,6 @@ def adapter(ctx: context.Context, adapter_type: str, plan: ports.Plan) -> dict:
     )
 
 
-def observed_adapters(ctx: context.Context) -> list[dict]:
-    return ctx.observed.of(observed.SERVICE).labelled_or_named(
-        observed.ADAPTER_SERVICE_LABEL, "true", observed.adapter_name_prefix(ctx.name))
-
-
 def build(ctx: context.Context, plan: ports.Plan) -> list[dict]:
     found = [headless(ctx), api(ctx)]
     if ctx.metrics_port is not None:
@@ -65,5 +60,5 @@ def build(ctx: context.Context, plan: ports.Plan) -> list[dict]:
     if ctx.state.known:
         found += [adapter(ctx, a.type, plan) for a in plan.adapters]
     else:
-        found += [observed.as_last_applied(obj, ("ports",)) for obj in observed_adapters(ctx)]
+        found += [observed.as_last_applied(obj, ("ports",)) for obj in ctx.kept_adapter_children(observed.SERVICE, observed.ADAPTER_SERVICE_LABEL)]
     return found

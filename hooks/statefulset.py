@@ -134,8 +134,9 @@ def observed_container_ports(sts: dict | None) -> list[dict]:
     return []
 
 
-def storage_drift(ctx: context.Context, sts: dict | None) -> str | None:
+def storage_drift(ctx: context.Context) -> str | None:
     """What spec.storage asks for that the observed claim templates do not have, if anything."""
+    sts = ctx.statefulset
     if sts is None:
         return None
     have = [_claim_summary(t) for t in observed.listed(observed.dig(sts, "spec", "volumeClaimTemplates"))
@@ -165,7 +166,7 @@ def _claim_summary(template: dict) -> tuple:
 
 
 def build(ctx: context.Context, plan: ports.Plan, config_hash: str) -> dict:
-    sts = ctx.observed.of(observed.STATEFULSET).get(ctx.name)
+    sts = ctx.statefulset
     if sts is None:
         fixed = {"selector": {"matchLabels": ctx.selector}, "serviceName": ctx.child_name("headless"),
                  "volumeClaimTemplates": claims(ctx)}

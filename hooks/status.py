@@ -58,12 +58,12 @@ def rollout(sts: dict | None, desired: int, ready: int) -> tuple[bool, str, str]
     return False, "Stable", f"{ready}/{desired} replicas ready"
 
 
-def applied_adapters(ctx: context.Context, plan: ports.Plan, kept_services: list[dict]) -> list[dict]:
+def applied_adapters(ctx: context.Context, plan: ports.Plan) -> list[dict]:
     """Adapters in effect: from the plan when state is known, else from the kept Services."""
     if ctx.state.known:
         return [{"type": a.type, "port": a.port} for a in plan.adapters]
     found = []
-    for svc in kept_services:
+    for svc in ctx.kept_adapter_children(observed.SERVICE, observed.ADAPTER_SERVICE_LABEL):
         adapter_type = observed.labels(svc).get(observed.ADAPTER_TYPE_LABEL)
         port = next((p.get("port") for p in observed.listed(observed.dig(svc, "spec", "ports"))
                      if isinstance(p, dict) and isinstance(p.get("name"), str)
@@ -74,8 +74,8 @@ def applied_adapters(ctx: context.Context, plan: ports.Plan, kept_services: list
 
 
 def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drift: str | None,
-          kept_services: list[dict], now: datetime) -> dict:
-    sts = ctx.observed.of(observed.STATEFULSET).get(ctx.name)
+          now: datetime) -> dict:
+    sts = ctx.statefulset
     desired = ctx.spec.replicas
     ready = _int(observed.dig(sts, "status", "readyReplicas"))
     available = _int(observed.dig(sts, "status", "availableReplicas"))
@@ -90,7 +90,7 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
         conditions.add("PortConflict", True, "PortsLeftOut", "; ".join(plan.conflicts))
     if storage_drift:
         conditions.add("StorageChangeIgnored", True, "ImmutableVolumeClaimTemplates", storage_drift)
-    applied = applied_adapters(ctx, plan, kept_services)
+    applied = applied_adapters(ctx, plan)
     return {
         "observedGeneration": generation,
         "replicas": desired,

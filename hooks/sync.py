@@ -47,12 +47,10 @@ def desired_state(
 ) -> dict:
     """The sync response: exactly `status`, `children` and `resyncAfterSeconds`."""
     ctx = read_context(request, strategy, random_token)
-    sts = ctx.observed.of(observed.STATEFULSET).get(ctx.name)
     plan = ports.plan(ctx.state, ctx.api_port, ctx.metrics_port,
-                      statefulset.observed_container_ports(sts), strategy)
+                      statefulset.observed_container_ports(ctx.statefulset), strategy)
     config_yaml = configmap.render(ctx.spec)
     digest = config_hash(config_yaml, ctx.observed.related_secrets, ctx.spec.referenced_secrets())
-    kept = [] if ctx.state.known else services.observed_adapters(ctx)
     children = [
         *secrets.build(ctx),
         configmap.build(ctx, config_yaml),
@@ -61,7 +59,7 @@ def desired_state(
         *networkpolicies.build(ctx, plan),
     ]
     return {
-        "status": status.build(ctx, plan, digest, statefulset.storage_drift(ctx, sts), kept,
+        "status": status.build(ctx, plan, digest, statefulset.storage_drift(ctx),
                                now or datetime.now(timezone.utc)),
         "children": children,
         "resyncAfterSeconds": RESYNC_AFTER_SECONDS,
