@@ -136,33 +136,19 @@ def observed_container_ports(sts: dict | None) -> list[dict]:
 
 def storage_drift(ctx: context.Context) -> str | None:
     """What spec.storage asks for that the observed claim templates do not have, if anything."""
-    sts = ctx.statefulset
-    if sts is None:
+    if ctx.statefulset is None:
         return None
-    have = [_claim_summary(t) for t in observed.listed(observed.dig(sts, "spec", "volumeClaimTemplates"))
-            if isinstance(t, dict)]
+    templates = observed.listed(observed.dig(ctx.statefulset, "spec", "volumeClaimTemplates"))
+    have = [(observed.dig(t, "metadata", "name"), observed.dig(t, "spec", "resources", "requests", "storage"),
+             observed.dig(t, "spec", "storageClassName")) for t in templates if isinstance(t, dict)]
     # What claim() writes: no storageClassName when the class is empty.
     want = [(name, size, storage_class or None) for name, size, storage_class in claim_specs(ctx)]
-    if have == want:
-        return None   # the usual case, in the order the hook wrote them; sorting would agree
     # Sorted by repr: observed values may be of any JSON type, which do not compare.
     have, want = sorted(have, key=repr), sorted(want, key=repr)
     if have == want:
         return None
     return (f"spec.storage asks for {want} but the StatefulSet's volumeClaimTemplates are {have}; "
             "they cannot change in place, so the change is ignored")
-
-
-def _claim_summary(template: dict) -> tuple:
-    """(metadata.name, spec.resources.requests.storage, spec.storageClassName) of an observed
-    claim template, each None where absent (observed.dig, written out: it runs every sync)."""
-    meta, spec = template.get("metadata"), template.get("spec")
-    name = meta.get("name") if isinstance(meta, dict) else None
-    if not isinstance(spec, dict):
-        return name, None, None
-    resources = spec.get("resources")
-    requests = resources.get("requests") if isinstance(resources, dict) else None
-    return name, requests.get("storage") if isinstance(requests, dict) else None, spec.get("storageClassName")
 
 
 def build(ctx: context.Context, plan: ports.Plan, config_hash: str) -> dict:
