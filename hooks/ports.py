@@ -93,9 +93,10 @@ def kept_candidates(observed_ports: list[dict]) -> list[Port]:
     return found
 
 
-def merge_key(port: Port, strategy: Strategy) -> tuple:
-    """What Metacontroller matches container ports by: containerPort alone, or with protocol."""
-    return (port.container_port,) if strategy == DYNAMIC else (port.container_port, port.protocol)
+def merge_key(number: int, protocol: str, strategy: Strategy) -> tuple:
+    """What Metacontroller matches container and Service ports by: the number alone under
+    dynamic apply, number and protocol under server-side apply."""
+    return (number,) if strategy == DYNAMIC else (number, protocol)
 
 
 def resolve(static: list[Port], dynamic: list[Port], strategy: Strategy) -> tuple[list[Port], list[str]]:
@@ -108,7 +109,8 @@ def resolve(static: list[Port], dynamic: list[Port], strategy: Strategy) -> tupl
     for port in ordered:
         if port.owner in lost_owners:
             continue   # an adapter whose own port lost keeps none of its auxiliary ports
-        winner = taken_names.get(port.name) or taken_keys.get(merge_key(port, strategy))
+        key = merge_key(port.container_port, port.protocol, strategy)
+        winner = taken_names.get(port.name) or taken_keys.get(key)
         if winner is not None:
             conflicts.append(
                 f"port {port.name} ({port.container_port}/{port.protocol}) clashes with "
@@ -118,7 +120,7 @@ def resolve(static: list[Port], dynamic: list[Port], strategy: Strategy) -> tupl
                 lost_owners.add(port.owner)
             continue
         taken_names[port.name] = port
-        taken_keys[merge_key(port, strategy)] = port
+        taken_keys[key] = port
         kept.append(port)
     return sorted(kept, key=lambda p: p.name), conflicts
 
@@ -155,11 +157,9 @@ def _plan(state: adapters.State, api_port: int, metrics_port: int | None, dynami
 
 def service_ports(ports: tuple[Port, ...], strategy: Strategy) -> list[dict]:
     """An adapter Service's ports, unique by the merge key of Service ports (port[, protocol])."""
-    if len(ports) == 1:
-        return [ports[0].as_service_port()]   # most adapters: nothing to order or merge
     seen, found = set(), []
     for port in sorted(ports, key=lambda p: (not p.primary, p.name)):
-        key = (port.service_port,) if strategy == DYNAMIC else (port.service_port, port.protocol)
+        key = merge_key(port.service_port, port.protocol, strategy)
         if key not in seen:
             seen.add(key)
             found.append(port.as_service_port())
