@@ -143,9 +143,9 @@ def storage_drift(ctx: context.Context) -> str | None:
              observed.dig(t, "spec", "storageClassName")) for t in templates if isinstance(t, dict)]
     # What claim() writes: no storageClassName when the class is empty.
     want = [(name, size, storage_class or None) for name, size, storage_class in claim_specs(ctx)]
-    # Sorted by repr: observed values may be of any JSON type, which do not compare.
-    have, want = sorted(have, key=repr), sorted(want, key=repr)
-    if have == want:
+    # Usually equal as written; else compare sorted by repr (observed values may be of any
+    # JSON type, which do not compare), since the order of claim templates does not matter.
+    if have == want or sorted(have, key=repr) == sorted(want, key=repr):
         return None
     return (f"spec.storage asks for {want} but the StatefulSet's volumeClaimTemplates are {have}; "
             "they cannot change in place, so the change is ignored")
