@@ -34,15 +34,28 @@ class Metrics:
         self.discovery_polls = prometheus_client.Counter(
             "dittofs_hook_discovery_polls_total", "Adapter discovery polls by outcome.", ["outcome"], registry=r)
 
-    def observe_call(self, route: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(route, outcome).inc()
-        self.latency.labels(route, outcome).observe(seconds)
+        # Labelled children by their label values. `labels()` checks and converts its values on
+        # every call; routes, outcomes and kinds are few and fixed, so each is looked up once.
+        self._calls: dict[tuple[str, str], tuple] = {}
+        self._kinds: dict[str, prometheus_client.Counter] = {}
 
-    def observe_sync(self, answer: dict) -> None:
+    def observe_call(self, route: str, outcome: str, seconds: float) -> None:
+        pair = self._calls.get((route, outcome))
+        if pair is None:
+            pair = self._calls[route, outcome] = (self.requests.labels(route, outcome),
+                                                  self.latency.labels(route, outcome))
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def observe_sync(self, kinds: tuple[str, ...], status: dict) -> None:
+        """Count one sync answer: its children by kind (`kinds`: each child's), and its status."""
         # One increment per kind, not per child: each is a write to a shared file under gunicorn.
-        for kind, count in collections.Counter(child["kind"] for child in answer["children"]).items():
-            self.children.labels(kind).inc(count)
-        conditions = {c["type"]: c for c in answer["status"]["conditions"]}
+        for kind, count in collections.Counter(kinds).items():
+            counter = self._kinds.get(kind)
+            if counter is None:
+                counter = self._kinds[kind] = self.children.labels(kind)
+            counter.inc(count)
+        conditions = {c["type"]: c for c in status["conditions"]}
         if "PortConflict" in conditions:
             self.port_conflicts.inc(conditions["PortConflict"]["message"].count("; ") + 1)
         if conditions["AdaptersKnown"]["status"] != "True":

@@ -24,21 +24,44 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+def generated(ctx: context.Context) -> list[tuple[str, dict]]:
+    """(name suffix, {key: factory of its first value}) of each Secret this spec has the hook make."""
+    found = []
+    if ctx.spec.identity.jwt.secret_ref is None:
+        found.append((JWT_SUFFIX, {JWT_KEY: lambda: ctx.random_token(64)}))
+    if ctx.spec.identity.admin.password_secret_ref is None:
+        found.append((ADMIN_SUFFIX, {
+            USERNAME_KEY: lambda: ctx.spec.identity.admin.username,
+            PASSWORD_KEY: lambda: ctx.random_token(32),
+        }))
+    return found
+
+
+def _observed_data(ctx: context.Context, name: str) -> dict:
+    return observed.dig(ctx.observed.of(observed.SECRET).get(name), "data", default={})
+
+
 def _secret(ctx: context.Context, suffix: str, wanted: dict) -> dict:
     """A Secret whose observed keys win; `wanted` maps each key to a factory of its first value."""
     name = ctx.child_name(suffix)
-    current = observed.dig(ctx.observed.of(observed.SECRET).get(name), "data", default={})
+    current = _observed_data(ctx, name)
     data = {key: current[key] if isinstance(current.get(key), str) else _b64(make()) for key, make in sorted(wanted.items())}
     return {"apiVersion": "v1", "kind": "Secret", "metadata": ctx.meta(name), "type": "Opaque", "data": data}
 
 
 def build(ctx: context.Context) -> list[dict]:
+    return [_secret(ctx, suffix, wanted) for suffix, wanted in generated(ctx)]
+
+
+def existing_values(ctx: context.Context) -> tuple[str, ...] | None:
+    """The observed value of every generated key, in a fixed order, or None when one is missing
+    (`build` would make it up at random)."""
     found = []
-    if ctx.spec.identity.jwt.secret_ref is None:
-        found.append(_secret(ctx, JWT_SUFFIX, {JWT_KEY: lambda: ctx.random_token(64)}))
-    if ctx.spec.identity.admin.password_secret_ref is None:
-        found.append(_secret(ctx, ADMIN_SUFFIX, {
-            USERNAME_KEY: lambda: ctx.spec.identity.admin.username,
-            PASSWORD_KEY: lambda: ctx.random_token(32),
-        }))
-    return found
+    for suffix, wanted in generated(ctx):
+        current = _observed_data(ctx, ctx.child_name(suffix))
+        for key in sorted(wanted):
+            value = current.get(key)
+            if not isinstance(value, str):
+                return None
+            found.append(value)
+    return tuple(found)

@@ -5,12 +5,11 @@ Unknown fields are ignored: the CRD's structural schema prunes them before the h
 """
 from typing import Annotated, Literal
 
-import orjson
 import pydantic
 from pydantic import AfterValidator, Field
 from pydantic.alias_generators import to_camel
 
-from hooks import durations, errors, names, observed
+from hooks import caching, durations, errors, names, observed
 
 GROUP = "dittofs.dittofs.com"
 KIND = "DittoServer"
@@ -177,32 +176,18 @@ def _field_path(prefix: str, loc: tuple) -> str:
     return ".".join([prefix, *(str(part) for part in loc)])
 
 
-# Parsed specs by their JSON text. A parent's spec is the same on every sync until someone edits
-# it, and validating it costs more than anything else the hook reads. The text is an exact key
-# for JSON values: orjson refuses what it could not write back (non-string keys, integers past
-# 64 bits, lone surrogates) and, with these options, Python types it would write as something
-# else (subclasses, dates, dataclasses). NaN and infinities would be written as null, so text
-# with a null is never cached. A DittoServerSpec is immutable; the dicts it passes through
-# (resources, securityContext, podSecurityContext) are copied where they go into an answer.
-_CACHE_LIMIT = 256
-_FINGERPRINT_OPTIONS = (orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
-                        | orjson.OPT_PASSTHROUGH_DATACLASS)
-_parsed: dict[bytes, "DittoServerSpec"] = {}
-
-
-def _fingerprint(raw: dict) -> bytes | None:
-    try:
-        text = orjson.dumps(raw, option=_FINGERPRINT_OPTIONS)
-    except (TypeError, orjson.JSONEncodeError):
-        return None
-    return None if b"null" in text else text
+# Parsed specs by their exact JSON text. A parent's spec is the same on every sync until someone
+# edits it, and validating it costs more than anything else the hook reads. A DittoServerSpec
+# is immutable; the dicts it passes through (resources, securityContext, podSecurityContext)
+# are copied where they go into an answer.
+_parsed: caching.Bounded[DittoServerSpec] = caching.Bounded(256)
 
 
 def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
     """Validate a raw spec, raising a 422 `HookError` that names the first bad field."""
     if not isinstance(raw, dict):
         raise errors.invalid("spec must be an object", field, "InvalidSpec")
-    key = _fingerprint(raw)
+    key = caching.fingerprint(raw)
     found = _parsed.get(key) if key is not None else None
     if found is not None:
         return found
@@ -213,9 +198,7 @@ def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
         path = _field_path(field, first["loc"]) if first["loc"] else field
         raise errors.invalid(first["msg"], path, "InvalidSpec") from None
     if key is not None:
-        if len(_parsed) >= _CACHE_LIMIT:
-            _parsed.clear()   # simpler than LRU order, and a cluster has few specs
-        _parsed[key] = found
+        _parsed.put(key, found)
     return found
 
 

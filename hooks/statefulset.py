@@ -151,15 +151,21 @@ def storage_drift(ctx: context.Context) -> str | None:
             "they cannot change in place, so the change is ignored")
 
 
+def observed_fixed(ctx: context.Context) -> dict | None:
+    """The immutable fields of the observed StatefulSet, as they are; None when there is none."""
+    if ctx.statefulset is None:
+        return None
+    live = ctx.statefulset.get("spec")
+    live = live if isinstance(live, dict) else {}
+    return {key: live[key] for key in IMMUTABLE if live.get(key) is not None}
+
+
 def build(ctx: context.Context, plan: ports.Plan, config_hash: str) -> dict:
-    sts = ctx.statefulset
-    if sts is None:
+    fixed = observed_fixed(ctx)
+    if fixed is None:
         fixed = {"selector": {"matchLabels": ctx.selector}, "serviceName": ctx.child_name("headless"),
                  "volumeClaimTemplates": claims(ctx)}
     else:
-        live = sts.get("spec")
-        live = live if isinstance(live, dict) else {}
-        fixed = {key: live[key] for key in IMMUTABLE if live.get(key) is not None}
         observed.checked_depth(fixed, f"children.{observed.STATEFULSET}.{ctx.name}.spec")
     match_labels = observed.dig(fixed, "selector", "matchLabels")
     pod_labels = {**ctx.labels, **(match_labels if isinstance(match_labels, dict) else {})}

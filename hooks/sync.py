@@ -2,14 +2,22 @@
 
 `desired_state` is a pure function of the request (plus a clock for condition transitions and
 a random source for Secrets that do not exist yet): it never calls Kubernetes and keeps no
-state, so any worker of any replica can answer any call.
+state that changes an answer, so any worker of any replica can answer any call.
+
+`serialized_state` is the same answer as `/sync` sends it, JSON with sorted keys. It keeps the
+serialized children of recent syncs by everything they depend on (`children_key`): a parent's
+syncs mostly differ only in what status reads (replicas ready, the resourceVersion), and
+building and serializing the children is most of a sync's work.
 """
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from hooks import (adapters, configmap, context, networkpolicies, observed, ports, secrets,
-                   services, spec, statefulset, status)
+import orjson
+
+from hooks import (adapters, caching, configmap, context, errors, networkpolicies, observed, ports,
+                   secrets, services, spec, statefulset, status)
 
 RESYNC_AFTER_SECONDS = 0.0   # Metacontroller's watches and resyncPeriodSeconds suffice
 
@@ -39,6 +47,39 @@ def read_context(request: object, strategy: ports.Strategy, random_token: Callab
     )
 
 
+@dataclass(frozen=True)
+class Sync:
+    """One request, read: what its children and its status are built from."""
+
+    ctx: context.Context
+    plan: ports.Plan
+    config_yaml: str
+    digest: str
+
+    def children(self) -> list[dict]:
+        ctx, plan = self.ctx, self.plan
+        return [
+            *secrets.build(ctx),
+            configmap.build(ctx, self.config_yaml),
+            *services.build(ctx, plan),
+            statefulset.build(ctx, plan, self.digest),
+            *networkpolicies.build(ctx, plan),
+        ]
+
+    def status(self, now: datetime | None) -> dict:
+        return status.build(self.ctx, self.plan, self.digest, statefulset.storage_drift(self.ctx),
+                            now or datetime.now(timezone.utc))
+
+
+def read(request: object, strategy: ports.Strategy, random_token: Callable[[int], str]) -> Sync:
+    ctx = read_context(request, strategy, random_token)
+    plan = ports.plan(ctx.state, ctx.api_port, ctx.metrics_port,
+                      statefulset.observed_container_ports(ctx.statefulset), strategy)
+    config_yaml = configmap.render(ctx.spec)
+    return Sync(ctx, plan, config_yaml,
+                config_hash(config_yaml, ctx.observed.related_secrets, ctx.spec.referenced_secrets()))
+
+
 def desired_state(
     request: object,
     strategy: ports.Strategy = ports.DYNAMIC,
@@ -46,21 +87,90 @@ def desired_state(
     random_token: Callable[[int], str] = secrets.random_token,
 ) -> dict:
     """The sync response: exactly `status`, `children` and `resyncAfterSeconds`."""
-    ctx = read_context(request, strategy, random_token)
-    plan = ports.plan(ctx.state, ctx.api_port, ctx.metrics_port,
-                      statefulset.observed_container_ports(ctx.statefulset), strategy)
-    config_yaml = configmap.render(ctx.spec)
-    digest = config_hash(config_yaml, ctx.observed.related_secrets, ctx.spec.referenced_secrets())
-    children = [
-        *secrets.build(ctx),
-        configmap.build(ctx, config_yaml),
-        *services.build(ctx, plan),
-        statefulset.build(ctx, plan, digest),
-        *networkpolicies.build(ctx, plan),
-    ]
-    return {
-        "status": status.build(ctx, plan, digest, statefulset.storage_drift(ctx),
-                               now or datetime.now(timezone.utc)),
-        "children": children,
-        "resyncAfterSeconds": RESYNC_AFTER_SECONDS,
-    }
+    found = read(request, strategy, random_token)
+    return {"status": found.status(now), "children": found.children(), "resyncAfterSeconds": RESYNC_AFTER_SECONDS}
+
+
+def encode(value: object) -> bytes:
+    """JSON with sorted keys, so equal answers are equal bytes; a 422 for what cannot be written."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        # An answer that echoes input nested past orjson's 255 levels: refuse the input (a 422
+        # changes nothing in the cluster) rather than fail with a 500.
+        raise errors.HookError(422, "Unencodable", "the answer cannot be written as JSON (input nested too deeply?)") from None
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Children as JSON with sorted keys, and each one's kind (for metrics)."""
+
+    text: bytes
+    kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A sync response as `/sync` sends it, and what its metrics and call log read."""
+
+    body: bytes                 # orjson.dumps(desired_state(...), option=OPT_SORT_KEYS)
+    kinds: tuple[str, ...]      # each child's kind, in order
+    status: dict
+
+
+# Encoded children by `children_key`; 32 MiB holds a few hundred typical parents per worker.
+_children: caching.Bounded[Encoded] = caching.Bounded(32 * 1024 * 1024, size=lambda found: len(found.text))
+
+
+def children_key(ctx: context.Context, digest: str) -> tuple | None:
+    """Everything the children depend on, or None when they must be built afresh: while adapter
+    state is unknown (observed objects are handed back as they are) and while a generated
+    Secret does not exist yet (its value is made up)."""
+    if not ctx.state.known:
+        return None
+    secret_values = secrets.existing_values(ctx)
+    spec_text = caching.fingerprint(ctx.parent.get("spec"))
+    fixed = statefulset.observed_fixed(ctx)
+    fixed_text = b"" if fixed is None else caching.fingerprint(fixed)
+    if secret_values is None or spec_text is None or fixed_text is None:
+        return None
+    # The spec gives config.yaml, the ports and every other field; with the adapters and the
+    # strategy it gives the port plan; the digest adds the referenced Secrets.
+    return (ctx.name, ctx.namespace, ctx.strategy, spec_text, ctx.state.adapters, digest,
+            observed.NETWORKPOLICY in ctx.observed.groups, fixed_text, secret_values)
+
+
+def encoded_children(found: Sync) -> Encoded:
+    key = children_key(found.ctx, found.digest)
+    known = _children.get(key) if key is not None else None
+    if known is not None:
+        return known
+    built = found.children()
+    kinds = tuple(child["kind"] for child in built)
+    text = caching.fingerprint(built, orjson.OPT_SORT_KEYS) if key is not None else None
+    if text is None:
+        return Encoded(encode(built), kinds)   # not kept: not exactly JSON, or made up
+    encoded = Encoded(text, kinds)
+    _children.put(key, encoded)
+    return encoded
+
+
+def forget() -> None:
+    """Drop every kept child (for tests and benchmarks of a first sync)."""
+    _children.clear()
+
+
+def serialized_state(
+    request: object,
+    strategy: ports.Strategy = ports.DYNAMIC,
+    now: datetime | None = None,
+    random_token: Callable[[int], str] = secrets.random_token,
+) -> Answer:
+    """`desired_state`, serialized as `encode` would, with the children of an earlier sync with
+    the same inputs reused as they were written."""
+    found = read(request, strategy, random_token)
+    children = encoded_children(found)
+    answer_status = found.status(now)
+    body = encode({"status": answer_status, "children": orjson.Fragment(children.text),
+                   "resyncAfterSeconds": RESYNC_AFTER_SECONDS})
+    return Answer(body, children.kinds, answer_status)
