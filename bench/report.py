@@ -67,8 +67,10 @@ def render(inprocess: list[dict], http: dict | None) -> str:
         "| request / answer size | " + " | ".join(f"{kb(by[n]['request_bytes'])} / {kb(by[n]['response_bytes'])}"
                                                  for n in names) + " | |",
         "| JSON floor: loads + dumps (µs) | " + " | ".join(f"{by[n]['floor_us']:.0f}" for n in names) + " | |",
-        "| hook: loads + desired_state + dumps (µs) | " + " | ".join(f"{by[n]['hook_us']:.0f}" for n in names)
+        "| hook: loads + serialized_state, steady state (µs) | " + " | ".join(f"{by[n]['hook_us']:.0f}" for n in names)
         + " | |",
+        "| hook, children built (first sync after a change) (µs) | "
+        + " | ".join(f"{by[n]['hook_built_us']:.0f} ({by[n]['built_ratio']:.2f}x)" for n in names) + " | |",
         "| desired_state alone (µs) | " + " | ".join(f"{by[n]['desired_state_us']:.0f}" for n in names) + " | |",
         "| **hook / floor** | " + " | ".join(f"**{by[n]['ratio']:.2f}x**" for n in names)
         + f" | W1 ≤ {INPROCESS_MAX:.0f}x: {verdict(by['w1']['ratio'] <= INPROCESS_MAX) if 'w1' in by else '-'} |",
@@ -90,8 +92,8 @@ def render(inprocess: list[dict], http: dict | None) -> str:
             f"threads, keepalive {cfg['keepalive']} s{extra}); wrk, keep-alive POST, {first['threads']} threads, "
             f"{first['connections']} connections; the three servers loaded in turn, {first['rounds']} rounds; medians, "
             "ratios taken within each round. "
-            "*hook*: the service as deployed; *core*: bare Flask + `desired_state` (no ETag, metrics or call "
-            "log); *bare*: parse the request, answer a pre-serialized answer of the same size. Server CPU is "
+            "*hook*: the service as deployed; *core*: bare Flask + `serialized_state` (no ETag, metrics or call "
+            "log); *bare*: parse the request and serialize the hook's answer to it (parsed once at start). Server CPU is "
             "the gunicorn processes' CPU time per request, from /proc.",
             "",
             "| workload | | hook | core | bare | **hook / bare** | core / bare | target (hook / bare) |",

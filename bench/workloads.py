@@ -48,6 +48,11 @@ def desired(request: dict) -> dict:
     return sync.desired_state(request, now=NOW, random_token=fixed_token)
 
 
+def served(request: dict) -> bytes:
+    """The same answer as /sync writes it (`sync.serialized_state`), with the same clock and values."""
+    return sync.serialized_state(request, now=NOW, random_token=fixed_token).body
+
+
 def adapter_entries(count: int) -> list[dict]:
     """`count` running adapters: NFS, SMB, WebDAV, then p004.. on distinct ports."""
     found = [{"type": "nfs", "port": 12049}, {"type": "smb", "port": 12445},
