@@ -10,19 +10,23 @@ import os
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8080')}"
 
 # Worker model, measured with W1 (a 33 KiB steady-state sync; wrk, 16 keep-alive connections,
-# runs alternated, 2-core machine shared with other jobs). What a request costs does not depend
-# on it: server CPU per request was 990-1190 us for every variant (gthread 2x1, 2x2, 2x4, 3x1,
-# 4x1 workers x threads; sync 2 and 3), so throughput was the same within noise (~1650-1900
-# req/s). What differs is latency at saturation and what Metacontroller needs:
+# 3 alternated rounds, 2-core machine shared with other jobs; 2026-11-26, revision c5878e1):
+#   workers x threads   req/s   p50    p99     server CPU per request
+#   gthread 2 x 1       2000    7.6    14.8    913 us
+#   gthread 2 x 2       2270    6.8    14.5    823 us
+#   gthread 2 x 4       2260    8.6    27.5    807 us
+#   gthread 3 x 1       2120    7.8    22.1    888 us
+#   gthread 3 x 2       2180    7.5    18.5    864 us
+#   sync 2              2250    9.8    18.1    825 us
 # - gthread, because it keeps connections alive: Metacontroller's Go client reuses them, while
-#   the sync worker closes every connection (a TCP handshake per hook call).
-# - 2 workers, one per core (the Deployment allows 1 CPU): more workers add memory (~55 MB PSS
-#   each) and no throughput.
-# - 2 threads per worker: hook p99 18 ms with 1 or 2 threads, 29 ms with 4 (bare Flask: 10, 12,
-#   15 ms); the hooks are CPU-bound under the GIL, so more threads only queue inside the worker.
-#   Two still let a worker answer /sync while a /discover call waits on the DittoFS API (at
-#   most 4 s, well inside Metacontroller's 10 s hook timeout). Raise WEB_CONCURRENCY, not
-#   threads, for more capacity.
+#   the sync worker closes every connection (a TCP handshake per hook call, and a higher p50).
+# - 2 workers, one per core (the Deployment allows 1 CPU): a third adds memory (~55 MB PSS)
+#   and latency, not throughput.
+# - 2 threads per worker: the best throughput and p99; 4 threads double p99, because the hooks
+#   are CPU-bound under the GIL and more threads only queue inside the worker. Two still let a
+#   worker answer /sync while a /discover call waits on the DittoFS API (at most 4 s, well
+#   inside Metacontroller's 10 s hook timeout). Raise WEB_CONCURRENCY, not threads, for more
+#   capacity.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = 2
