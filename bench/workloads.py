@@ -149,11 +149,20 @@ def settle(controller_obj: dict, parent_obj: dict, cluster: applying.Cluster, li
     raise RuntimeError(f"no steady state after {limit} syncs")
 
 
+def null_creation_timestamps(sts: dict) -> None:
+    """Mark the StatefulSet's embedded objects with `creationTimestamp: null`, as many API
+    server versions return them (Go writes an empty metav1.Time as null)."""
+    spec = sts["spec"]
+    for embedded in [spec["template"], *spec["volumeClaimTemplates"]]:
+        embedded.setdefault("metadata", {})["creationTimestamp"] = None
+
+
 def build(adapter_count: int) -> tuple[bytes, bytes]:
     """(request body, response body) of the steady-state sync for `adapter_count` adapters."""
     controller_obj, parent_obj = controller(), parent(adapter_count)
     cluster = applying.Cluster(namespace=NAMESPACE, parent_uid=PARENT_UID, parent_name=NAME)
     settle(controller_obj, parent_obj, cluster)
+    null_creation_timestamps(cluster.objects[("StatefulSet", NAME)])
     cluster.set_statefulset_status(NAME, ready=1)
     answer = settle(controller_obj, parent_obj, cluster)
     req = request(controller_obj, parent_obj, cluster)

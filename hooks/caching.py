@@ -5,8 +5,9 @@ every resync; between two calls usually only status fields differ. What is deriv
 rest (the validated spec, the children) can be kept, provided the key is exact: two inputs
 with the same key must give the same result, byte for byte.
 """
+import math
 import threading
-from typing import Callable, Generic, Hashable, TypeVar
+from typing import Generic, Hashable, TypeVar
 
 import orjson
 
@@ -19,29 +20,57 @@ _EXACT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orj
 
 
 def fingerprint(value: object, option: int = 0) -> bytes | None:
-    """JSON text that identifies a JSON value exactly, or None when no text does.
+    """JSON text that identifies a value parsed from JSON or YAML exactly, or None when no text
+    does. `option`: more orjson options, such as OPT_SORT_KEYS.
 
-    NaN and infinities would be written as null, so text with a null is never a fingerprint
-    (a false refusal costs a cache miss, never a wrong answer). `option`: more orjson options,
-    such as OPT_SORT_KEYS.
+    (Values only Python code makes, such as tuples, UUIDs or enums, are written like the lists
+    and strings they stand for; nothing the hook reads from a request is one.)
     """
     try:
         text = orjson.dumps(value, option=_EXACT | option)
     except (TypeError, orjson.JSONEncodeError):
         return None
-    return None if b"null" in text else text
+    # orjson writes NaN and infinities (which YAML can hold, JSON cannot) as null. Requests
+    # carry real nulls (`creationTimestamp: null` in every claim template), so look closer.
+    if b"null" in text and _non_finite(value):
+        return None
+    return text
+
+
+def written(value: object) -> bytes | None:
+    """The JSON text of a value that goes into an answer as it is, or None when it cannot be
+    written. Values that write alike answer alike, so this text is key enough for them."""
+    try:
+        return orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+
+
+def _non_finite(value: object) -> bool:
+    """Whether a float NaN or infinity is anywhere in a JSON-like value."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return False
 
 
 class Bounded(Generic[Value]):
-    """A map that forgets everything once its values outgrow `limit` (counted by `size`).
+    """A map that forgets everything once what it holds costs more than `limit` (each `put`
+    says what its key and value cost, in bytes or in entries).
 
     Simpler than least-recently-used order, and enough: a cluster has few DittoServers, and
     refilling costs one computation per parent. Safe to share between a worker's threads.
     """
 
-    def __init__(self, limit: int, size: Callable[[Value], int] = lambda _value: 1) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.size = size
         self.items: dict[Hashable, Value] = {}
         self.used = 0
         self.lock = threading.Lock()
@@ -49,8 +78,7 @@ class Bounded(Generic[Value]):
     def get(self, key: Hashable) -> Value | None:
         return self.items.get(key)
 
-    def put(self, key: Hashable, value: Value) -> None:
-        cost = self.size(value)
+    def put(self, key: Hashable, value: Value, cost: int = 1) -> None:
         if cost > self.limit:
             return
         with self.lock:

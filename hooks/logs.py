@@ -52,19 +52,28 @@ class CallLog:
     Written straight to stderr rather than through `logging`: a LogRecord's making and dispatch
     (caller lookup, process and thread names, the handler chain, text encoding) cost about
     60 µs per call in place, a tenth of a whole sync's CPU under gunicorn, for a line whose
-    shape never changes. The `hooks.calls` logger's level still decides whether it is written.
+    shape never changes. The `hooks.calls` logger's level still decides whether it is written,
+    and, as with `logging`, a line that cannot be written is dropped: the call's answer stands.
     """
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self.logger = logging.getLogger(CALLS)
-        self.stream = stream if stream is not None else getattr(sys.stderr, "buffer", None)
+        self.stream = stream   # None: sys.stderr as it is at each call
         self.lock = threading.Lock()
 
     def write(self, **fields) -> None:
-        if self.stream is None or not self.logger.isEnabledFor(logging.INFO):
+        if not self.logger.isEnabledFor(logging.INFO):
             return
         line = orjson.dumps({"time": timestamp(time.time()), "level": "info", "logger": CALLS,
-                             "message": "hook call", **fields}, default=str)
-        with self.lock:   # whole lines, in order, from the worker's threads
-            self.stream.write(line + b"\n")
-            self.stream.flush()
+                             "message": "hook call", **fields}, default=str) + b"\n"
+        stream = self.stream if self.stream is not None else getattr(sys.stderr, "buffer", None)
+        try:
+            with self.lock:   # whole lines, in order, from the worker's threads
+                if stream is not None:
+                    stream.write(line)
+                    stream.flush()
+                elif sys.stderr is not None:
+                    sys.stderr.write(line.decode())
+                    sys.stderr.flush()
+        except (OSError, ValueError):
+            pass   # stderr closed or full; failing the call would not bring the line back

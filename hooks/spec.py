@@ -179,8 +179,9 @@ def _field_path(prefix: str, loc: tuple) -> str:
 # Parsed specs by their exact JSON text. A parent's spec is the same on every sync until someone
 # edits it, and validating it costs more than anything else the hook reads. A DittoServerSpec
 # is immutable; the dicts it passes through (resources, securityContext, podSecurityContext)
-# are copied where they go into an answer.
-_parsed: caching.Bounded[DittoServerSpec] = caching.Bounded(256)
+# are copied where they go into an answer. Bounded by the size of the texts (a spec's is about
+# half a kilobyte); a parsed spec is small next to its text.
+_parsed: caching.Bounded[DittoServerSpec] = caching.Bounded(4 * 1024 * 1024)
 
 
 def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
@@ -198,7 +199,7 @@ def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
         path = _field_path(field, first["loc"]) if first["loc"] else field
         raise errors.invalid(first["msg"], path, "InvalidSpec") from None
     if key is not None:
-        _parsed.put(key, found)
+        _parsed.put(key, found, cost=len(key))
     return found
 
 

@@ -88,7 +88,8 @@ def desired_state(
 ) -> dict:
     """The sync response: exactly `status`, `children` and `resyncAfterSeconds`."""
     found = read(request, strategy, random_token)
-    return {"status": found.status(now), "children": found.children(), "resyncAfterSeconds": RESYNC_AFTER_SECONDS}
+    children = found.children()   # first: a child's refusal (422) comes before status's work
+    return {"status": found.status(now), "children": children, "resyncAfterSeconds": RESYNC_AFTER_SECONDS}
 
 
 def encode(value: object) -> bytes:
@@ -118,8 +119,9 @@ class Answer:
     status: dict
 
 
-# Encoded children by `children_key`; 32 MiB holds a few hundred typical parents per worker.
-_children: caching.Bounded[Encoded] = caching.Bounded(32 * 1024 * 1024, size=lambda found: len(found.text))
+# Encoded children by `children_key`, at most 32 MiB of them and their keys per worker: a few
+# thousand typical parents (10 KiB of children, 1 KiB of key each).
+_children: caching.Bounded[Encoded] = caching.Bounded(32 * 1024 * 1024)
 
 
 def children_key(ctx: context.Context, digest: str) -> tuple | None:
@@ -131,7 +133,9 @@ def children_key(ctx: context.Context, digest: str) -> tuple | None:
     secret_values = secrets.existing_values(ctx)
     spec_text = caching.fingerprint(ctx.parent.get("spec"))
     fixed = statefulset.observed_fixed(ctx)
-    fixed_text = b"" if fixed is None else caching.fingerprint(fixed)
+    # Copied into the answer as they are (and read for nothing else but their selector labels,
+    # which are copied too): their JSON text is all of them that matters.
+    fixed_text = b"" if fixed is None else caching.written(fixed)
     if secret_values is None or spec_text is None or fixed_text is None:
         return None
     # The spec gives config.yaml, the ports and every other field; with the adapters and the
@@ -146,12 +150,9 @@ def encoded_children(found: Sync) -> Encoded:
     if known is not None:
         return known
     built = found.children()
-    kinds = tuple(child["kind"] for child in built)
-    text = caching.fingerprint(built, orjson.OPT_SORT_KEYS) if key is not None else None
-    if text is None:
-        return Encoded(encode(built), kinds)   # not kept: not exactly JSON, or made up
-    encoded = Encoded(text, kinds)
-    _children.put(key, encoded)
+    encoded = Encoded(encode(built), tuple(child["kind"] for child in built))
+    if key is not None:
+        _children.put(key, encoded, cost=len(encoded.text) + sum(len(part) for part in key if isinstance(part, (str, bytes))))
     return encoded
 
 

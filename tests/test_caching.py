@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hooks import caching, sync
+from hooks import caching, errors, sync
 from tests import factory as f
 
 FIXTURES = sorted(Path(__file__).parent.glob("fixtures/*.json"))
@@ -146,21 +146,50 @@ def test_secrets_not_yet_made_are_made_on_every_call():
     assert b.body == reference(req, token=lambda n: "b" * n)
 
 
-def test_answers_past_the_budget_are_not_kept():
-    kept: caching.Bounded[bytes] = caching.Bounded(10, size=len)
-    kept.put("big", b"x" * 11)
-    kept.put("a", b"x" * 6)
-    assert kept.get("big") is None and kept.get("a") == b"x" * 6
-    kept.put("b", b"x" * 6)   # past the budget: everything before is dropped
-    assert kept.get("a") is None and kept.get("b") == b"x" * 6
+def test_what_outgrows_the_budget_is_dropped():
+    kept: caching.Bounded[str] = caching.Bounded(10)
+    kept.put("big", "too big", cost=11)
+    kept.put("a", "first", cost=6)
+    assert kept.get("big") is None and kept.get("a") == "first"
+    kept.put("b", "second", cost=6)   # past the budget: everything before is dropped
+    assert kept.get("a") is None and kept.get("b") == "second"
+
+
+def test_children_are_kept_when_claim_templates_carry_nulls():
+    # What many API servers return for a StatefulSet's claim templates.
+    doc = json.loads((Path(__file__).parent / "fixtures" / "unchanged_input.json").read_text())
+    req = doc["request"]
+    for sts in req["children"]["StatefulSet.apps/v1"].values():
+        for template in sts["spec"]["volumeClaimTemplates"]:
+            template["metadata"]["creationTimestamp"] = None
+    found = sync.read(req, doc["strategy"], f.fake_token)
+    assert sync.children_key(found.ctx, found.digest) is not None
+    assert served(req, doc["strategy"]).body == reference(req, doc["strategy"])
 
 
 @pytest.mark.parametrize("value, exact", [
     ({"a": [1, "x", True]}, True),
-    ({"a": None}, False),              # could stand for NaN
-    ({"a": float("nan")}, False),
+    ({"a": None, "b": [None]}, True),  # JSON's null
+    ({"a": float("nan")}, False),      # YAML's .nan, which orjson would write as null
+    ({"a": [{"b": float("-inf")}], "c": None}, False),
     ({1: "x"}, False),                 # not a JSON object key
     ({"a": 2**70}, False),             # past 64 bits
 ])
 def test_fingerprints_are_exact_or_none(value, exact):
     assert (caching.fingerprint(value) is not None) == exact
+
+
+def test_a_child_refused_before_status_is_read():
+    # A claim-template name nested too deeply: the StatefulSet refuses it (422) in both paths,
+    # before status compares claim templates (whose repr() would overflow the stack).
+    first = f.sync_of(f.request(f.parent(adapters=[])))
+    req = f.request(f.parent(adapters=[]), first["children"])
+    deep: object = "x"
+    for _ in range(1000):
+        deep = [deep]
+    for sts in req["children"]["StatefulSet.apps/v1"].values():
+        sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] = deep
+    for answer in (lambda: sync.desired_state(req, now=f.NOW, random_token=f.fake_token), lambda: served(req)):
+        with pytest.raises(errors.HookError) as refused:
+            answer()
+        assert refused.value.status == 422

@@ -1,6 +1,7 @@
 """Webhook authentication, /metrics and the JSON call log, against real gunicorn processes."""
 import base64
 import json
+import logging
 import os
 import time
 
@@ -152,3 +153,34 @@ def test_tls_when_a_certificate_is_configured(tmp_path):
         assert resp.status_code == 200
         with pytest.raises(requests.exceptions.SSLError):
             requests.get(f"{base}/healthz", timeout=5)   # not trusted without the CA
+
+
+class Broken:
+    """A stderr whose writes fail, as when its pipe is gone or its disk is full."""
+
+    def write(self, _data):
+        raise BrokenPipeError("gone")
+
+    def flush(self):
+        pass
+
+
+def test_a_call_log_that_cannot_be_written_does_not_fail_the_call(monkeypatch):
+    client = hook_app.create_app(settings.Settings()).test_client()
+    monkeypatch.setattr("sys.stderr", Broken())
+    resp = client.post("/sync", data=EXAMPLE)
+    assert resp.status_code == 200 and {c["kind"] for c in resp.json["children"]} >= {"StatefulSet", "ConfigMap"}
+
+
+def test_call_lines_follow_stderr_and_its_level(capsys):
+    client = hook_app.create_app(settings.Settings()).test_client()
+    resp = client.post("/sync", data=EXAMPLE)
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["message"] == "hook call" and line["route"] == "/sync" and line["children"] == len(resp.json["children"])
+    calls = logging.getLogger("hooks.calls")
+    calls.setLevel(logging.WARNING)
+    try:
+        assert client.post("/sync", data=EXAMPLE).status_code == 200
+    finally:
+        calls.setLevel(logging.NOTSET)
+    assert "hook call" not in capsys.readouterr().err
