@@ -180,7 +180,7 @@ def register_routes(app: flask.Flask, config: settings.Settings, meter: metrics.
         body = read_json(raw)
         note_parent(body, "parent")
         result = sync.serialized_state(body, strategy=config.apply_strategy)
-        flask.request.children = len(result.kinds)
+        flask.request.children = result.children
         meter.observe_sync(result.kinds, result.status)
         answer = flask.Response(result.body, mimetype=JSON)
         answer.set_etag(etag)

@@ -5,7 +5,6 @@ sets it) each one writes its samples to that directory and `/metrics` adds them 
 scrape sees the whole server whichever worker answers it. Without it (tests, the CLI) the
 metrics live in this app's own registry.
 """
-import collections
 import os
 
 import prometheus_client
@@ -47,10 +46,10 @@ class Metrics:
         pair[0].inc()
         pair[1].observe(seconds)
 
-    def observe_sync(self, kinds: tuple[str, ...], status: dict) -> None:
-        """Count one sync answer: its children by kind (`kinds`: each child's), and its status."""
+    def observe_sync(self, kinds: tuple[tuple[str, int], ...], status: dict) -> None:
+        """Count one sync answer: its children by kind (`kinds`: (kind, count) pairs), and its status."""
         # One increment per kind, not per child: each is a write to a shared file under gunicorn.
-        for kind, count in collections.Counter(kinds).items():
+        for kind, count in kinds:
             counter = self._kinds.get(kind)
             if counter is None:
                 counter = self._kinds[kind] = self.children.labels(kind)

@@ -9,6 +9,7 @@ serialized children of recent syncs by everything they depend on (`children_key`
 syncs mostly differ only in what status reads (replicas ready, the resourceVersion), and
 building and serializing the children is most of a sync's work.
 """
+import collections
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -104,10 +105,10 @@ def encode(value: object) -> bytes:
 
 @dataclass(frozen=True)
 class Encoded:
-    """Children as JSON with sorted keys, and each one's kind (for metrics)."""
+    """Children as JSON with sorted keys, and how many there are of each kind (for metrics)."""
 
     text: bytes
-    kinds: tuple[str, ...]
+    kinds: tuple[tuple[str, int], ...]   # (kind, count), by kind
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,12 @@ class Answer:
     """A sync response as `/sync` sends it, and what its metrics and call log read."""
 
     body: bytes                 # orjson.dumps(desired_state(...), option=OPT_SORT_KEYS)
-    kinds: tuple[str, ...]      # each child's kind, in order
+    kinds: tuple[tuple[str, int], ...]   # (kind, count of children of that kind), by kind
     status: dict
+
+    @property
+    def children(self) -> int:
+        return sum(count for _, count in self.kinds)
 
 
 # Encoded children by `children_key`, at most 32 MiB of them and their keys per worker: a few
@@ -150,7 +155,7 @@ def encoded_children(found: Sync) -> Encoded:
     if known is not None:
         return known
     built = found.children()
-    encoded = Encoded(encode(built), tuple(child["kind"] for child in built))
+    encoded = Encoded(encode(built), tuple(sorted(collections.Counter(child["kind"] for child in built).items())))
     if key is not None:
         _children.put(key, encoded, cost=len(encoded.text) + sum(len(part) for part in key if isinstance(part, (str, bytes))))
     return encoded

@@ -38,7 +38,9 @@ def test_first_and_later_answers_are_desired_state_encoded(path):
     first, again = served(doc["request"], doc["strategy"]), served(doc["request"], doc["strategy"])
     assert first.body == expected and again.body == expected
     answer = json.loads(expected)
-    assert first.kinds == again.kinds == tuple(child["kind"] for child in answer["children"])
+    kinds = [child["kind"] for child in answer["children"]]
+    assert first.kinds == again.kinds == tuple((kind, kinds.count(kind)) for kind in sorted(set(kinds)))
+    assert first.children == len(kinds)
     assert first.status == answer["status"]
 
 
