@@ -155,9 +155,11 @@ def encoded_children(found: Sync) -> Encoded:
     if known is not None:
         return known
     built = found.children()
-    encoded = Encoded(encode(built), tuple(sorted(collections.Counter(child["kind"] for child in built).items())))
+    kinds = collections.Counter(child["kind"] for child in built)
+    encoded = Encoded(encode(built), tuple(sorted(kinds.items())))
     if key is not None:
-        _children.put(key, encoded, cost=len(encoded.text) + sum(len(part) for part in key if isinstance(part, (str, bytes))))
+        key_bytes = sum(len(part) for part in key if isinstance(part, (str, bytes)))
+        _children.put(key, encoded, cost=len(encoded.text) + key_bytes)
     return encoded
 
 
