@@ -275,7 +275,7 @@ def annotation_mutation(draw, req: dict) -> Mutated:
     text = req["parent"]["metadata"]["annotations"]["dittofs.io/adapters"]
     entries = json.loads(text)
     inner = draw(mutation({"a": entries}, paths({"a": entries})))
-    body, path = inner.body, inner.path
+    body = inner.body
     doc = copy.deepcopy(req)
     try:
         new_text = json.dumps(orjson.loads(body).get("a"))

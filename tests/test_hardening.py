@@ -2,8 +2,6 @@
 import base64
 import json
 import logging
-import os
-import time
 
 import pytest
 import requests
