@@ -19,15 +19,15 @@ Value = TypeVar("Value")
 _EXACT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def fingerprint(value: object, option: int = 0) -> bytes | None:
+def fingerprint(value: object) -> bytes | None:
     """JSON text that identifies a value parsed from JSON or YAML exactly, or None when no text
-    does. `option`: more orjson options, such as OPT_SORT_KEYS.
+    does.
 
     (Values only Python code makes, such as tuples, UUIDs or enums, are written like the lists
     and strings they stand for; nothing the hook reads from a request is one.)
     """
     try:
-        text = orjson.dumps(value, option=_EXACT | option)
+        text = orjson.dumps(value, option=_EXACT)
     except (TypeError, orjson.JSONEncodeError):
         return None
     # orjson writes NaN and infinities (which YAML can hold, JSON cannot) as null. Requests

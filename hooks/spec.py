@@ -152,6 +152,13 @@ class DittoServerSpec(Model):
     resources: PassThrough | None = None
     security_context: PassThrough | None = None
     pod_security_context: PassThrough = Field(default_factory=lambda: {"fsGroup": 1000})
+    # The exact JSON text it was validated from (`caching.fingerprint`), set by `parse_spec`.
+    _source_text: bytes | None = pydantic.PrivateAttr(default=None)
+
+    @property
+    def source_text(self) -> bytes | None:
+        """The exact JSON text of the raw spec this was validated from; None when no text is exact."""
+        return self._source_text
 
     @pydantic.model_validator(mode="after")
     def _ports_differ(self) -> "DittoServerSpec":
@@ -198,6 +205,7 @@ def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
         first = exc.errors(include_url=False)[0]
         path = _field_path(field, first["loc"]) if first["loc"] else field
         raise errors.invalid(first["msg"], path, "InvalidSpec") from None
+    found._source_text = key
     if key is not None:
         _parsed.put(key, found, cost=len(key))
     return found

@@ -136,7 +136,7 @@ def children_key(ctx: context.Context, digest: str) -> tuple | None:
     if not ctx.state.known:
         return None
     secret_values = secrets.existing_values(ctx)
-    spec_text = caching.fingerprint(ctx.parent.get("spec"))
+    spec_text = ctx.spec.source_text
     fixed = statefulset.observed_fixed(ctx)
     # Copied into the answer as they are (and read for nothing else but their selector labels,
     # which are copied too): their JSON text is all of them that matters.
