@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# dittofs-hooks: the Metacontroller hook service (gunicorn serving hooks.app:create_app()).
+# dittofs-hooks: the Metacontroller hook service (gunicorn serving hooks.web.app:create_app()).
 #   docker build -t dittofs-hooks:0.1.0 .
 #   docker run --rm -p 8080:8080 --read-only --tmpfs /tmp dittofs-hooks:0.1.0
 # Both stages use the same base, pinned by exact Python and Debian release; pin it by digest
@@ -38,4 +38,4 @@ WORKDIR /app
 COPY gunicorn.conf.py /app/gunicorn.conf.py
 USER 10001:10001
 EXPOSE 8080
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "hooks.app:create_app()"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "hooks.web.app:create_app()"]

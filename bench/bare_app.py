@@ -2,7 +2,7 @@
 
 `POST /sync` reads the body, parses it with orjson and serializes the real hook's answer to
 it (BENCH_RESPONSE names the file; it is parsed once at start), so the difference between this
-and `hooks.app:create_app()` under the same gunicorn settings is the hook's own work.
+and `hooks.web.app:create_app()` under the same gunicorn settings is the hook's own work.
 
     BENCH_RESPONSE=bench/results/workloads/w1.response.json \
         .venv/bin/gunicorn --config gunicorn.conf.py 'bench.bare_app:create_app()'
@@ -38,9 +38,10 @@ def create_app() -> flask.Flask:
 
 def create_core_app() -> flask.Flask:
     """The bare app plus the hook's core: parse, then `sync.serialized_state` (the answer, as
-    /sync writes it). Nothing of hooks.app (ETag, metrics, call log, error mapping); for telling
+    /sync writes it). Nothing of hooks.web.app (ETag, metrics, call log, error mapping); for telling
     the two costs apart."""
-    from hooks import settings, sync
+    from hooks.children import sync
+    from hooks.web import settings
 
     strategy = settings.Settings.from_env().apply_strategy
     return _app("core", lambda request: sync.serialized_state(request, strategy=strategy).body)

@@ -5,7 +5,7 @@ For each workload (see bench/workloads.py):
 - floor: `orjson.loads(request)` + `orjson.dumps(answer, OPT_SORT_KEYS)`, the answer prebuilt;
 - hook:  `serialized_state(orjson.loads(request)).body`, what /sync does between reading the
   body and writing the answer, in steady state: the children of the previous sync with the
-  same inputs are reused (see hooks/sync.py);
+  same inputs are reused (see hooks/children/sync.py);
 - hook, children built: the same with the kept children dropped before each call, as on the
   first sync after a change to the spec, the adapters or the generated Secrets;
 - desired_state alone (builds every child), on a request parsed once.
@@ -27,7 +27,7 @@ from pathlib import Path
 import orjson
 
 from bench import workloads
-from hooks import sync
+from hooks.children import sync
 
 SORT = orjson.OPT_SORT_KEYS
 SAMPLE_SECONDS = 0.04

@@ -7,7 +7,7 @@ Not part of `make test`. Everything runs on 127.0.0.1 and stops by itself.
 1. A steady-state /sync request is built with tests/harness.Loop (a DittoServer with metrics,
    NFS + SMB + WebDAV and NetworkPolicies, converged, its StatefulSet ready; hook API v2), and
    written to bench/results/load-request.json with the wrk script bench/results/load.lua.
-2. `.venv/bin/gunicorn --config gunicorn.conf.py 'hooks.app:create_app()'` starts with HOST=127.0.0.1
+2. `.venv/bin/gunicorn --config gunicorn.conf.py 'hooks.web.app:create_app()'` starts with HOST=127.0.0.1
    and a free PORT (nothing else set: the workers, threads and timeouts of gunicorn.conf.py).
 3. Load: wrk, --duration seconds at --connections keep-alive connections. Every answer's status
    is counted (wrk's Lua `response`), with wrk's socket errors. Each worker's RSS (VmRSS in
@@ -134,7 +134,7 @@ def start_server(port: int, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DITTOFS_HOOK_", "WEB_CONCURRENCY", "PROMETHEUS_"))}
     env.update(HOST="127.0.0.1", PORT=str(port))
     return subprocess.Popen(
-        [str(GUNICORN), "--config", "gunicorn.conf.py", "hooks.app:create_app()"],
+        [str(GUNICORN), "--config", "gunicorn.conf.py", "hooks.web.app:create_app()"],
         cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
 
@@ -500,7 +500,7 @@ def main() -> int:
     text = "\n".join([
         f"# Load and graceful shutdown ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{os.cpu_count()} CPUs, wrk and gunicorn on the same machine)", "",
-        "Server: `.venv/bin/gunicorn --config gunicorn.conf.py 'hooks.app:create_app()'` (as `make serve`), "
+        "Server: `.venv/bin/gunicorn --config gunicorn.conf.py 'hooks.web.app:create_app()'` (as `make serve`), "
         "127.0.0.1 only.", "",
         *table, "", f"Overall: {'PASS' if ok else 'FAIL'}", ""])
     (RESULTS / "load.md").write_text(text)

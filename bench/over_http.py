@@ -2,9 +2,9 @@
 
 For each workload, three servers are started exactly as `make serve` starts the hook:
 `gunicorn --config gunicorn.conf.py APP` with HOST=127.0.0.1 and a free PORT, where APP is
-- `hooks.app:create_app()`: the hook as deployed;
+- `hooks.web.app:create_app()`: the hook as deployed;
 - `bench.bare_app:create_core_app()`: bare Flask + `sync.serialized_state`, without
-  what hooks.app adds (ETag, metrics, call log, error mapping), to tell the two costs apart;
+  what hooks.web.app adds (ETag, metrics, call log, error mapping), to tell the two costs apart;
 - `bench.bare_app:create_app()`: parses the request and serializes the hook's answer to it
   (parsed once at start): what any sync hook must do.
 Each is checked to answer the workload's recorded answer byte for byte, warmed up, then loaded
@@ -39,8 +39,8 @@ ROOT = workloads.ROOT
 BIN = Path(sys.executable).parent
 LUA = ROOT / "bench" / "post.lua"
 # hook: the service as deployed. core: bare Flask + serialized_state (no ETag, metrics, call log),
-# to tell the core's cost from hooks.app's. bare: parse the request, serialize the answer.
-APPS = {"hook": "hooks.app:create_app()", "core": "bench.bare_app:create_core_app()",
+# to tell the core's cost from hooks.web.app's. bare: parse the request, serialize the answer.
+APPS = {"hook": "hooks.web.app:create_app()", "core": "bench.bare_app:create_core_app()",
         "bare": "bench.bare_app:create_app()"}
 
 

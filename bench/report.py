@@ -59,7 +59,7 @@ def render(inprocess: list[dict], http: dict | None) -> str:
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; Python "
         f"{platform.python_version()}; revision {revision()}",
         "- workloads: steady-state sync requests (hook API v2) built by converging a DittoServer on "
-        "`hooks.applying.Cluster`: W1 metrics + NFS/SMB/WebDAV, W2 16 adapters, W3 256 adapters",
+        "`hooks.tools.applying.Cluster`: W1 metrics + NFS/SMB/WebDAV, W2 16 adapters, W3 256 adapters",
         "",
         "| | " + " | ".join(n.upper() for n in names) + " | target |",
         "| --- | " + " | ".join("---:" for _ in names) + " | --- |",

@@ -1,7 +1,7 @@
 """Sync requests as Metacontroller sends them in steady state, for the benchmark.
 
 Each workload is built the way a real cluster gets there: a `DittoServer` parent is synced
-against `hooks.applying.Cluster` (Metacontroller's dynamic apply plus API-server defaulting)
+against `hooks.tools.applying.Cluster` (Metacontroller's dynamic apply plus API-server defaulting)
 and every response is applied, until a sync writes nothing; then the StatefulSet reports its
 pod ready and the parent's status settles. The request written out is the next one
 Metacontroller would send: hook API v2 (children keyed by `namespace/name`), observed children
@@ -26,7 +26,9 @@ from pathlib import Path
 import orjson
 import yaml
 
-from hooks import adapters, applying, sync
+from hooks.children import sync
+from hooks.request import adapters
+from hooks.tools import applying
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "workloads"

@@ -1,7 +1,7 @@
-"""`python -m hooks` and the `dittofs-hooks` console script: the command line in `hooks.cli`."""
+"""`python -m hooks` and the `dittofs-hooks` console script: the command line in `hooks.tools.cli`."""
 import sys
 
-from hooks import cli
+from hooks.tools import cli
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@ import copy
 import json
 from datetime import datetime, timezone
 
-from hooks import sync
+from hooks.children import sync
 
 API_VERSION = "dittofs.dittofs.com/v1alpha1"
 GROUPS = ("ConfigMap.v1", "Secret.v1", "Service.v1", "StatefulSet.apps/v1")

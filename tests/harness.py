@@ -6,7 +6,8 @@ differs), so a status that flips between calls shows up as a sync that never set
 """
 import copy
 
-from hooks import applying, sync
+from hooks.children import sync
+from hooks.tools import applying
 from tests import factory as f
 
 PARENT_UID = "0c0ffee0-0000-4000-8000-000000000001"

@@ -38,7 +38,7 @@ def gunicorn(env: dict | None = None, argv: list[str] | None = None, scheme: str
     port = free_port()
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
                 "WEB_CONCURRENCY": "1", **(env or {})}
-    argv = argv or [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "hooks.app:create_app()"]
+    argv = argv or [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "hooks.web.app:create_app()"]
     # Own process group, so that a wrapper (`make serve`) and the gunicorn it starts stop together.
     proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

@@ -1,4 +1,4 @@
-"""Tests for hooks.applying: the model of Metacontroller's dynamic apply and API defaults."""
+"""Tests for hooks.tools.applying: the model of Metacontroller's dynamic apply and API defaults."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hooks.applying import (
+from hooks.tools.applying import (
     LAST_APPLIED,
     LIST_MAP_KEYS,
     Change,

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hooks import caching, errors, sync
+from hooks.children import sync
+from hooks.request import caching, errors
 from tests import factory as f
 
 FIXTURES = sorted(Path(__file__).parent.glob("fixtures/*.json"))

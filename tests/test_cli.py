@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hooks import app, cli, settings
+from hooks.tools import cli
+from hooks.web import app, settings
 from tests import factory as f
 from tests.harness import Loop
 

@@ -11,7 +11,9 @@ import pytest
 import requests
 from werkzeug import Response
 
-from hooks import adapters, app, discovery, settings
+from hooks.dittofs import discovery
+from hooks.request import adapters
+from hooks.web import app, settings
 
 NAME, NAMESPACE = "demo", "ns"
 PASSWORD = "s3ntinel-Pa55word"          # must never reach a log line
@@ -424,7 +426,7 @@ def test_credentials_never_reach_the_log(httpserver, hook, caplog, setup):
         serve_settings(httpserver, enabled=False, patch_status=500)
     discover(hook, request(secret(url)))
 
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "hooks.discovery"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "hooks.dittofs.discovery"]
     assert len(warnings) == 1
     assert f"{NAMESPACE}/{NAME}" in warnings[0].getMessage()
     for secret_value in (PASSWORD, TOKEN, b64(PASSWORD)):

@@ -8,7 +8,8 @@ import json
 import pytest
 from werkzeug import Response
 
-from hooks import app, discovery, settings
+from hooks.dittofs import discovery
+from hooks.web import app, settings
 from tests import factory as f
 from tests.harness import Loop
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hooks import applying
+from hooks.tools import applying
 from tests import factory as f, k8s_rules
 
 FIXTURES = sorted(Path(__file__).parent.glob("fixtures/*.json"))

@@ -29,7 +29,8 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hooks import app as hook_app, discovery, settings as hook_settings
+from hooks.dittofs import discovery
+from hooks.web import app as hook_app, settings as hook_settings
 from tests import factory as f
 from tests.harness import Loop
 

@@ -6,7 +6,7 @@ import logging
 import pytest
 import requests
 
-from hooks import app as hook_app, settings
+from hooks.web import app as hook_app, settings
 from tests import factory as f, servers
 
 SENTINEL = "S3NT1NEL-do-not-log-8f2c"

@@ -110,7 +110,7 @@ def test_sync_etag_and_304(url):
 
 
 def test_etag_depends_on_the_apply_strategy():
-    from hooks import app, settings
+    from hooks.web import app, settings
     raw = EXAMPLE.encode()
     dynamic = app.etag_of(raw, settings.Settings())
     assert dynamic == app.etag_of(raw, settings.Settings())
@@ -121,7 +121,8 @@ def test_etag_depends_on_the_apply_strategy():
 @pytest.mark.parametrize("size", [0, 1, 2046, 2047, 2048, 4094, 100_000])
 def test_etag_is_the_sha256_of_the_whole_body_whatever_its_size(size):
     import hashlib
-    from hooks import __version__, app, settings
+    from hooks import __version__
+    from hooks.web import app, settings
     raw = bytes(range(256)) * (size // 256) + bytes(size % 256)
     whole = hashlib.sha256(f"dittofs-sync\0{__version__}\0dynamic-apply\0".encode() + raw).hexdigest()
     assert app.etag_of(raw, settings.Settings()) == whole

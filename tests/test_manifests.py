@@ -40,7 +40,7 @@ GROUP = "dittofs.dittofs.com"
 VERSION = "v1alpha1"
 PLURAL = "dittoservers"
 SIZE_PATTERN = "^[0-9]+(Gi|Mi|Ti)$"
-EXPECTED_CMD = ["gunicorn", "--config", "gunicorn.conf.py", "hooks.app:create_app()"]
+EXPECTED_CMD = ["gunicorn", "--config", "gunicorn.conf.py", "hooks.web.app:create_app()"]
 
 # Kinds validated against the Kubernetes OpenAPI schemas (strict: unknown fields fail).
 CORE_KINDS = {
@@ -489,7 +489,7 @@ def _apply_defaults(schema: dict, value):
 
 def test_crd_defaults_match_the_hook_defaults():
     """A minimal spec defaulted by the API server means the same to the hook as the bare one."""
-    from hooks.spec import DittoServerSpec
+    from hooks.request.spec import DittoServerSpec
 
     spec_schema = _crd_schema()["properties"]["spec"]
     bare = {"storage": {"metadataSize": "10Gi"}}
@@ -592,7 +592,7 @@ def _check_hook(hook: dict, path: str):
 
 
 def test_hook_paths_are_the_routes_the_app_serves():
-    from hooks import app, settings
+    from hooks.web import app, settings
     rules = app.create_app(settings.Settings()).url_map.iter_rules()
     assert {r.rule for r in rules if "POST" in (r.methods or ())} == HOOK_PATHS
 

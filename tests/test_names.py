@@ -4,7 +4,7 @@ import hashlib
 import pytest
 from hypothesis import given, strategies as st
 
-from hooks import names
+from hooks.request import names
 from tests import factory, k8s_rules
 
 

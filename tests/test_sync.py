@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from hooks import customize, errors, sync
+from hooks.children import sync
+from hooks.request import errors
+from hooks.web import customize
 from tests import factory as f
 
 NFS, SMB = f.entry("nfs", 12049), f.entry("smb", 12445)

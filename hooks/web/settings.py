@@ -3,7 +3,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-from hooks import ports
+from hooks.request import ports
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 

@@ -5,7 +5,7 @@ import functools
 from dataclasses import dataclass
 from typing import Callable
 
-from hooks import adapters, observed, ports, spec
+from hooks.request import adapters, observed, ports, spec
 
 SELECTOR_APP = "dittofs-server"
 MANAGED_BY = "dittofs-hooks"

@@ -3,7 +3,7 @@
 While adapter state is unknown the observed adapter Services are returned as they were last
 applied, so Metacontroller neither deletes nor rewrites them.
 """
-from hooks import context, names, observed, ports
+from hooks.request import context, names, observed, ports
 
 def _tcp(name: str, port: int) -> dict:
     return {"name": name, "port": port, "targetPort": port, "protocol": "TCP"}

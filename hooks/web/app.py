@@ -12,9 +12,13 @@ import flask
 import orjson
 from werkzeug import exceptions
 
-from hooks import __version__, auth, customize, discovery, errors, logs, metrics, settings, sync
+from hooks import __version__
+from hooks.children import sync
+from hooks.dittofs import discovery
+from hooks.request import errors
+from hooks.web import auth, customize, logs, metrics, settings
 
-log = logging.getLogger("hooks.app")
+log = logging.getLogger("hooks.web.app")
 JSON = "application/json"
 SETTINGS, METRICS = "dittofs_settings", "dittofs_metrics"
 OPEN_ROUTES = ("/healthz", "/metrics")   # probes and scrapers carry no token

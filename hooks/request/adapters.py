@@ -12,7 +12,7 @@ from typing import Annotated, NamedTuple
 import pydantic
 from pydantic import Field
 
-from hooks import names
+from hooks.request import names
 
 ANNOTATION = "dittofs.io/adapters"
 NFS = "nfs"

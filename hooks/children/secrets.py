@@ -7,12 +7,9 @@ import base64
 import secrets
 import string
 
-from hooks import context, observed
+from hooks.dittofs import layout
+from hooks.request import context, observed
 
-JWT_SUFFIX = "jwt-secret"
-JWT_KEY = "jwt-secret"
-ADMIN_SUFFIX = "admin-credentials"
-USERNAME_KEY, PASSWORD_KEY = "username", "password"
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -28,11 +25,11 @@ def generated(ctx: context.Context) -> list[tuple[str, dict]]:
     """(name suffix, {key: factory of its first value}) of each Secret this spec has the hook make."""
     found = []
     if ctx.spec.identity.jwt.secret_ref is None:
-        found.append((JWT_SUFFIX, {JWT_KEY: lambda: ctx.random_token(64)}))
+        found.append((layout.JWT_SUFFIX, {layout.JWT_KEY: lambda: ctx.random_token(64)}))
     if ctx.spec.identity.admin.password_secret_ref is None:
-        found.append((ADMIN_SUFFIX, {
-            USERNAME_KEY: lambda: ctx.spec.identity.admin.username,
-            PASSWORD_KEY: lambda: ctx.random_token(32),
+        found.append((layout.ADMIN_SUFFIX, {
+            layout.USERNAME_KEY: lambda: ctx.spec.identity.admin.username,
+            layout.PASSWORD_KEY: lambda: ctx.random_token(32),
         }))
     return found
 

@@ -5,7 +5,7 @@ otherwise it is copied from the parent's current status, so a resync never rewri
 """
 from datetime import datetime
 
-from hooks import context, names, observed, ports
+from hooks.request import context, names, observed, ports
 
 
 def _time(now: datetime) -> str:

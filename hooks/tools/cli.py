@@ -20,8 +20,10 @@ from typing import Any, Callable
 
 import yaml
 
-from hooks import (adapters, applying, context, customize, errors, names, observed, ports,
-                   secrets, settings, spec, sync)
+from hooks.children import secrets, sync
+from hooks.request import adapters, context, errors, names, observed, ports, spec
+from hooks.tools import applying
+from hooks.web import customize, settings
 
 DEFAULT_NAMESPACE = "default"
 # The children groups the shipped CompositeController declares (metacontroller/).

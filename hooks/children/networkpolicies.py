@@ -4,7 +4,7 @@ operator does: a baseline for the API (and metrics) port, and one policy per act
 They are emitted only when the CompositeController declares NetworkPolicy children (the request
 then carries that group): Metacontroller refuses children of a kind it was not told about.
 """
-from hooks import context, names, observed, ports
+from hooks.request import context, names, observed, ports
 
 ADAPTER_LABEL = "dittofs.io/adapter-networkpolicy"
 

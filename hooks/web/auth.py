@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 
-log = logging.getLogger("hooks.auth")
+log = logging.getLogger("hooks.web.auth")
 SCHEME = "Bearer "
 
 

@@ -2,7 +2,7 @@
 
 The Secrets that the spec references feed the config hash, so rotating one rolls the pod.
 """
-from hooks import spec
+from hooks.request import spec
 
 
 def related_resources(request: object) -> dict:

@@ -9,7 +9,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from hooks import adapters, names
+from hooks.request import adapters, names
 
 Strategy = Literal["dynamic-apply", "server-side-apply"]
 DYNAMIC: Strategy = "dynamic-apply"

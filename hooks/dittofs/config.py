@@ -1,20 +1,22 @@
-"""The DittoFS infrastructure config (`config.yaml`) and the ConfigMap that carries it."""
+"""DittoFS's own configuration file, `config.yaml`: the keys one DittoFS version reads.
+
+Secrets never go in here; they reach DittoFS through environment variables.
+"""
 import functools
 
 import orjson
 import yaml
 
-from hooks import context, spec
+from hooks.request import spec
 
-CONFIG_KEY = "config.yaml"
-SUFFIX = "config"
+FILE_NAME = "config.yaml"
 # libyaml's dumper is about ten times faster than PyYAML's pure-Python one and writes the same
 # bytes for this document (plain scalars, block style, sorted keys).
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def document(s: spec.DittoServerSpec) -> dict:
-    """The config tree. Secrets reach DittoFS through env vars, never through this file."""
+    """The config tree for a spec."""
     database: dict = {"type": "postgres"} if s.database.uses_postgres else {
         "type": "sqlite", "sqlite": {"path": s.database.sqlite.path},
     }
@@ -45,12 +47,3 @@ def render(s: spec.DittoServerSpec) -> str:
 @functools.lru_cache(maxsize=256)
 def _dump(fingerprint: bytes) -> str:
     return yaml.dump(orjson.loads(fingerprint), Dumper=_DUMPER, sort_keys=True, default_flow_style=False)
-
-
-def build(ctx: context.Context, config_yaml: str) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": ctx.meta(ctx.child_name(SUFFIX)),
-        "data": {CONFIG_KEY: config_yaml},
-    }

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from hooks import adapters, observed, secrets, spec
+from hooks.dittofs import layout
+from hooks.request import adapters, observed, spec
 
-log = logging.getLogger("hooks.discovery")
+log = logging.getLogger("hooks.dittofs.discovery")
 
 EXTENSION = "dittofs_discovery"          # the app's Client in flask's `app.extensions`
 SERVER_URL_KEY = "server-url"
@@ -58,7 +59,7 @@ class Credentials:
 def secret_name(name: str, parsed: spec.DittoServerSpec) -> str:
     """The credentials Secret: the one the spec names, else the generated admin credentials."""
     ref = parsed.adapter_discovery.credentials_secret_ref
-    return ref.name if ref is not None else f"{name}-{secrets.ADMIN_SUFFIX}"
+    return ref.name if ref is not None else f"{name}-{layout.ADMIN_SUFFIX}"
 
 
 def default_url(name: str, namespace: str, port: int) -> str:
@@ -107,9 +108,9 @@ def read_credentials(found: dict | None, secret: str, fallback_url: str) -> Cred
         raise Unavailable(f"Secret {secret} not found among the related objects")
     data = found.get("data")
     data = data if isinstance(data, dict) else {}
-    username = _decoded(data, secret, secrets.USERNAME_KEY)
-    password = _decoded(data, secret, secrets.PASSWORD_KEY)
-    for key, value in ((secrets.USERNAME_KEY, username), (secrets.PASSWORD_KEY, password)):
+    username = _decoded(data, secret, layout.USERNAME_KEY)
+    password = _decoded(data, secret, layout.PASSWORD_KEY)
+    for key, value in ((layout.USERNAME_KEY, username), (layout.PASSWORD_KEY, password)):
         if not value:
             raise Unavailable(f"Secret {secret} key {key} is missing or empty")
     url = (_decoded(data, secret, SERVER_URL_KEY) or "").strip().rstrip("/")

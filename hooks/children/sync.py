@@ -17,8 +17,9 @@ from typing import Callable
 
 import orjson
 
-from hooks import (adapters, caching, configmap, context, errors, networkpolicies, observed, ports,
-                   secrets, services, spec, statefulset, status)
+from hooks.children import configmap, networkpolicies, secrets, services, statefulset, status
+from hooks.dittofs import config
+from hooks.request import adapters, caching, context, errors, observed, ports, spec
 
 RESYNC_AFTER_SECONDS = 0.0   # Metacontroller's watches and resyncPeriodSeconds suffice
 
@@ -76,7 +77,7 @@ def read(request: object, strategy: ports.Strategy, random_token: Callable[[int]
     ctx = read_context(request, strategy, random_token)
     plan = ports.plan(ctx.state, ctx.api_port, ctx.metrics_port,
                       statefulset.observed_container_ports(ctx.statefulset), strategy)
-    config_yaml = configmap.render(ctx.spec)
+    config_yaml = config.render(ctx.spec)
     return Sync(ctx, plan, config_yaml,
                 config_hash(config_yaml, ctx.observed.related_secrets, ctx.spec.referenced_secrets()))
 

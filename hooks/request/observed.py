@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from hooks import errors, names
+from hooks.request import errors, names
 
 SECRET = "Secret.v1"
 CONFIGMAP = "ConfigMap.v1"

@@ -4,11 +4,13 @@
 StatefulSet is observed they are copied from it verbatim. On creation the claim templates are
 written in the form the API server stores, so the second sync returns exactly the first.
 """
-from hooks import configmap, context, observed, ports, secrets
+from hooks.children import configmap
+from hooks.dittofs import config, layout
+from hooks.request import context, observed, ports
 
 CONFIG_HASH_ANNOTATION = "dittofs.io/config-hash"
 CONFIG_DIR = "/config"
-COMMAND = ["/app/dittofs", "start", "--foreground", "--config", f"{CONFIG_DIR}/{configmap.CONFIG_KEY}"]
+COMMAND = ["/app/dittofs", "start", "--foreground", "--config", f"{CONFIG_DIR}/{config.FILE_NAME}"]
 IMMUTABLE = ("selector", "serviceName", "volumeClaimTemplates")
 
 
@@ -23,13 +25,13 @@ def env(ctx: context.Context) -> list[dict]:
     s = ctx.spec
     jwt = s.identity.jwt.secret_ref
     found = [_secret_env("DITTOFS_CONTROLPLANE_SECRET", *(
-        (jwt.name, jwt.key) if jwt else (ctx.child_name(secrets.JWT_SUFFIX), secrets.JWT_KEY)))]
+        (jwt.name, jwt.key) if jwt else (ctx.child_name(layout.JWT_SUFFIX), layout.JWT_KEY)))]
     admin = s.identity.admin.password_secret_ref
     if admin:
         found.append(_secret_env("DITTOFS_ADMIN_PASSWORD_HASH", admin.name, admin.key))
     else:
-        found.append(_secret_env("DITTOFS_ADMIN_INITIAL_PASSWORD", ctx.child_name(secrets.ADMIN_SUFFIX),
-                                 secrets.PASSWORD_KEY, optional=True))
+        found.append(_secret_env("DITTOFS_ADMIN_INITIAL_PASSWORD", ctx.child_name(layout.ADMIN_SUFFIX),
+                                 layout.PASSWORD_KEY, optional=True))
     if s.database.postgres_secret_ref:
         ref = s.database.postgres_secret_ref
         found.append(_secret_env("DITTOFS_DATABASE_POSTGRES", ref.name, ref.key))

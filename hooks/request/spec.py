@@ -9,7 +9,7 @@ import pydantic
 from pydantic import AfterValidator, Field
 from pydantic.alias_generators import to_camel
 
-from hooks import caching, durations, errors, names, observed
+from hooks.request import caching, durations, errors, names, observed
 
 GROUP = "dittofs.dittofs.com"
 KIND = "DittoServer"
