@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test bench clean
+.PHONY: serve test bench clean dfs debian-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,19 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.installed
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py 'hooks.web.app:create_app()'
 
-test: $(VENV)/.installed-test
+# The real DittoFS server the tests start, built at the pinned version (scripts/build-dfs.sh).
+dfs: $(VENV)/.installed
+	PYTHON=$(BIN)/python scripts/build-dfs.sh
+
+# PostgreSQL and the tools for a pod's network namespace (scripts/install-debian-packages.sh).
+debian-packages:
+	scripts/install-debian-packages.sh
+
+test: $(VENV)/.installed-test dfs debian-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .cache

@@ -201,9 +201,9 @@ def test_render_with_observed_keeps_the_live_secrets(capsys, tmp_path):
     loop = settled([NFS])
     manifest = write_yaml(tmp_path / "ditto.yaml", loop.parent)
     code, out, _ = run(capsys, "render", manifest, "--observed", dump_live(tmp_path, loop))
-    secret = by_identity(documents(out))[("Secret", "demo-admin-credentials")]
+    secret = by_identity(documents(out))[("Secret", "demo-admin-bootstrap-credentials")]
     assert code == 0
-    assert secret["data"] == loop.live("Secret", "demo-admin-credentials")["data"]
+    assert secret["data"] == loop.live("Secret", "demo-admin-bootstrap-credentials")["data"]
 
 
 def python_m_hooks(*argv: str) -> subprocess.CompletedProcess:
@@ -302,17 +302,17 @@ def test_diff_shows_old_and_new_values(capsys, tmp_path):
     parent = copy.deepcopy(loop.parent)
     parent["spec"]["image"] = "marmos91c/dittofs:v2"
     _, lines, _ = diff(capsys, tmp_path, loop, parent=parent)
-    assert ('    spec.template.spec.containers[dittofs].image: "marmos91c/dittofs:latest" → '
+    assert ('    spec.template.spec.containers[dittofs].image: "marmos91c/dittofs:v0.29.0" → '
             '"marmos91c/dittofs:v2"') in lines
     assert lines[-1] == RESTART
 
 
 def test_diff_never_prints_secret_values(capsys, tmp_path):
     loop = settled([NFS])
-    secret = loop.cluster.objects[("Secret", "demo-admin-credentials")]
+    secret = loop.cluster.objects[("Secret", "demo-admin-bootstrap-credentials")]
     secret["data"] = {"username": secret["data"]["username"]}   # the password key went missing
     code, lines, _ = diff(capsys, tmp_path, loop)
-    assert code == 1 and "updated    Secret/demo-admin-credentials" in lines
+    assert code == 1 and "updated    Secret/demo-admin-bootstrap-credentials" in lines
     assert "    data.password: (secret value changed)" in lines
     assert not any(f.fake_token(32) in line or "eHh4" in line for line in lines)
 

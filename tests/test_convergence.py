@@ -101,10 +101,10 @@ def test_a_config_change_rolls_the_pod_once_and_generation_alone_does_not():
     loop.set_spec(SPEC)            # generation bump only
     loop.settle()
     assert loop.cluster.pod_template_writes() == 0
-    loop.set_spec({**SPEC, "cache": {"size": "4GB"}})
+    loop.set_spec({**SPEC, "logging": {"level": "DEBUG"}})
     loop.settle()
     assert loop.cluster.pod_template_writes() == 1
-    assert loop.live("ConfigMap", "demo-config")["data"]["config.yaml"].count("size: 4GB") == 1
+    assert loop.live("ConfigMap", "demo-config")["data"]["config.yaml"].count("level: DEBUG") == 1
 
 
 def test_generated_secrets_are_written_once():
@@ -140,3 +140,43 @@ def test_hook_versions_converge_alike(version):
     loop = settled(Loop(SPEC, [NFS, WEBDAV], version=version))
     assert loop.sync() == []
     assert {p[0] for p in loop.live_port_set()} == {"adapter-nfs", "adapter-nfs-pm", "adapter-webdav", "api", "metrics"}
+
+
+# StatefulSets made before this layout: claim templates and the mounts the hook must give them.
+OLDER_LAYOUTS = {
+    # This project before DittoFS v0.29: the control-plane database on the metadata volume.
+    "dittofs-hooks-before-v029": (["metadata", "cache"], [
+        {"name": "config", "mountPath": "/config", "readOnly": True},
+        {"name": "metadata", "mountPath": "/data/controlplane", "subPath": "controlplane"},
+        {"name": "metadata", "mountPath": "/data/metadata"},
+    ]),
+    # The DittoFS Go operator: the same layout as this project's now.
+    "go-operator": (["controlplane", "metadata", "content"], [
+        {"name": "config", "mountPath": "/config", "readOnly": True},
+        {"name": "controlplane", "mountPath": "/data/controlplane"},
+        {"name": "content", "mountPath": "/data/store/block"},
+        {"name": "metadata", "mountPath": "/data/store/metadata"},
+    ]),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(OLDER_LAYOUTS))
+def test_an_older_statefulset_keeps_its_claims_and_gets_mounts_that_match_them(layout):
+    from hooks.children import statefulset
+
+    claims, mounts = OLDER_LAYOUTS[layout]
+    loop = settled(Loop(SPEC, [NFS]))
+    live = loop.live("StatefulSet", "demo")
+    # As the older controller created it (claim templates cannot change afterwards).
+    live["spec"]["volumeClaimTemplates"] = [statefulset.claim(name, "5Gi", None) for name in claims]
+    loop.settle()   # raises if an update touched an immutable field
+    live = loop.live("StatefulSet", "demo")
+    assert [c["metadata"]["name"] for c in live["spec"]["volumeClaimTemplates"]] == claims
+    # Dynamic apply merges mounts by mountPath and keeps the live order: compare by path.
+    live_mounts = live["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert sorted(live_mounts, key=lambda m: m["mountPath"]) == mounts
+    # Every mount names a volume the pod has: a claim template or the ConfigMap.
+    assert {m["name"] for m in mounts} <= set(claims) | {"config"}
+    condition = next(c for c in loop.parent["status"]["conditions"] if c["type"] == "StorageChangeIgnored")
+    assert condition["status"] == "True" and "volumeClaimTemplates" in condition["message"]
+    assert loop.sync() == []

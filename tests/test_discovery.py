@@ -49,7 +49,7 @@ def parent(spec_extra: dict | None = None) -> dict:
     }
 
 
-def secret(url: str | None, name: str = f"{NAME}-admin-credentials", **data: str) -> dict:
+def secret(url: str | None, name: str = f"{NAME}-admin-bootstrap-credentials", **data: str) -> dict:
     values = {"username": "admin", "password": PASSWORD, **data}
     if url is not None:
         values["server-url"] = url
@@ -137,11 +137,11 @@ def test_api_order_does_not_change_the_annotation(httpserver):
 
 def test_secret_is_found_by_metadata_not_by_key_or_other_namespace(httpserver, hook):
     serve_api(httpserver)
-    elsewhere = secret("http://dittofs.invalid:1", name=f"{NAME}-admin-credentials")
+    elsewhere = secret("http://dittofs.invalid:1", name=f"{NAME}-admin-bootstrap-credentials")
     elsewhere["metadata"]["namespace"] = "other"
     body = request(secret(url_of(httpserver)))
-    body["related"]["Secret.v1"] = {"whatever": body["related"]["Secret.v1"][f"{NAMESPACE}/{NAME}-admin-credentials"],
-                                    f"other/{NAME}-admin-credentials": elsewhere}
+    body["related"]["Secret.v1"] = {"whatever": body["related"]["Secret.v1"][f"{NAMESPACE}/{NAME}-admin-bootstrap-credentials"],
+                                    f"other/{NAME}-admin-bootstrap-credentials": elsewhere}
     assert discover(hook, body)["annotations"][adapters.ANNOTATION] == CANONICAL
 
 
@@ -444,7 +444,7 @@ def test_customize_asks_for_the_generated_credentials_secret(hook):
     response = hook.post("/discover/customize", json={"controller": {}, "parent": parent()})
     assert response.status_code == 200
     assert response.get_json() == {"relatedResources": [
-        {"apiVersion": "v1", "resource": "secrets", "namespace": NAMESPACE, "names": [f"{NAME}-admin-credentials"]}]}
+        {"apiVersion": "v1", "resource": "secrets", "namespace": NAMESPACE, "names": [f"{NAME}-admin-bootstrap-credentials"]}]}
 
 
 def test_customize_asks_for_the_referenced_secret(hook):

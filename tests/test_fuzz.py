@@ -38,7 +38,7 @@ TRACEBACK = "Traceback (most recent call last)"
 SYNC_KEYS = {"status", "children", "resyncAfterSeconds"}
 DECORATOR_KEYS = {"labels", "annotations", "status", "attachments", "resyncAfterSeconds", "finalized"}
 ROUTES = ("/sync", "/customize", "/discover", "/discover/customize")
-GENERATED_SECRETS = {"jwt-secret": ("jwt-secret",), "admin-credentials": ("username", "password")}
+GENERATED_SECRETS = {"jwt-secret": ("jwt-secret",), "admin-bootstrap-credentials": ("username", "password")}
 FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
@@ -195,7 +195,7 @@ def discover_bases(port: int) -> dict[str, dict]:
         return {"controller": {"metadata": {"name": "dittofs-discovery"}}, "object": parent, "attachments": {},
                 "related": {"Secret.v1": {f"storage/{secret_name}": secret}}, "finalizing": False}
     return {
-        "generated": request({"adapterDiscovery": {"pollingInterval": "45s"}}, "demo-admin-credentials",
+        "generated": request({"adapterDiscovery": {"pollingInterval": "45s"}}, "demo-admin-bootstrap-credentials",
                              f"http://127.0.0.1:{port}"),
         "named": request({"adapterDiscovery": {"credentialsSecretRef": {"name": "poll"}}, "controlPlane": {"port": 9000}},
                          "poll", f"https://127.0.0.1:{port}/"),
@@ -451,7 +451,7 @@ def last_applied(inner: bytes) -> bytes:
 
 STS = ("children", "StatefulSet.apps/v1", "storage/demo")
 NFS_SERVICE = ("children", "Service.v1", "storage/demo-adapter-nfs")
-ADMIN = ("children", "Secret.v1", "storage/demo-admin-credentials")
+ADMIN = ("children", "Secret.v1", "storage/demo-admin-bootstrap-credentials")
 EDGE_PATHS = [
     ("parent", "apiVersion"),
     ("parent", "kind"),
@@ -547,7 +547,7 @@ def test_unknown_state_keeps_an_adapter_child_whose_label_was_removed(group, lab
 
 @pytest.mark.parametrize("value", [5, "x", [], ["cGFzcw=="], None, {"password": 5}, {"password": None},
                                    {"password": ["cGFzcw=="]}, {"password": {"a": "b"}}])
-@pytest.mark.parametrize("secret", ["demo-admin-credentials", "demo-jwt-secret"])
+@pytest.mark.parametrize("secret", ["demo-admin-bootstrap-credentials", "demo-jwt-secret"])
 def test_a_generated_secret_with_unreadable_data_is_refused_not_rotated(secret, value):
     req = unknown_request()
     req["children"]["Secret.v1"][f"storage/{secret}"]["data"] = value
@@ -607,9 +607,9 @@ DISCOVER_EDGE_PATHS = [
     ("object", "spec", "adapterDiscovery", "pollingInterval"),
     ("object", "spec", "controlPlane", "port"),
     ("related", "Secret.v1"),
-    ("related", "Secret.v1", "storage/demo-admin-credentials", "metadata"),
-    ("related", "Secret.v1", "storage/demo-admin-credentials", "data"),
-    ("related", "Secret.v1", "storage/demo-admin-credentials", "data", "server-url"),
+    ("related", "Secret.v1", "storage/demo-admin-bootstrap-credentials", "metadata"),
+    ("related", "Secret.v1", "storage/demo-admin-bootstrap-credentials", "data"),
+    ("related", "Secret.v1", "storage/demo-admin-bootstrap-credentials", "data", "server-url"),
 ]
 
 

@@ -85,7 +85,7 @@ def test_unauthenticated_start_is_warned_and_calls_are_logged_without_secrets():
               "data": {"k": base64.b64encode(SENTINEL.encode()).decode()}}
     spec = {**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}}}}
     req = f.request(f.parent(spec=spec), related=[secret])
-    creds = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-admin-credentials", "namespace": "storage"},
+    creds = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-admin-bootstrap-credentials", "namespace": "storage"},
              "data": {"username": base64.b64encode(b"admin").decode(), "password": base64.b64encode(SENTINEL.encode()).decode(),
                       "server-url": base64.b64encode(f"http://127.0.0.1:{servers.free_port()}".encode()).decode()}}
     discover = {"controller": {}, "object": f.parent(), "attachments": {}, "related": f.children_map([creds])}

@@ -29,6 +29,10 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv_utils
 
+from hooks.dittofs import version
+from hooks.request import errors
+from hooks.request import spec as spec_module
+
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "metacontroller"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -231,17 +235,24 @@ def test_crd_spec_declares_the_contract_fields():
     props = spec["properties"]
     assert spec["required"] == ["storage"]
     assert set(props) == {
-        "image", "replicas", "storage", "database", "cache", "metrics", "controlPlane",
-        "identity", "adapterDiscovery", "adapterServices", "service", "s3", "resources",
-        "securityContext", "podSecurityContext",
+        "image", "replicas", "storage", "database", "metrics", "controlPlane", "identity", "logging",
+        "adapterDiscovery", "adapterServices", "service", "percona", "snapshotPolicies", "resources",
+        "terminationGracePeriodSeconds", "securityContext", "podSecurityContext",
     }
-    assert props["image"]["default"] == "marmos91c/dittofs:latest"
+    # The image of the one DittoFS version the hook writes config.yaml for, never `latest`.
+    assert props["image"]["default"] == version.IMAGE == f"marmos91c/dittofs:{version.VERSION}"
     assert (props["replicas"]["minimum"], props["replicas"]["maximum"], props["replicas"]["default"]) == (0, 1, 1)
     storage = props["storage"]
     assert storage["required"] == ["metadataSize"]
-    for size in ("metadataSize", "cacheSize", "contentSize"):
+    assert set(storage["properties"]) == {"metadataSize", "contentSize", "controlPlaneSize", "storageClassName"}
+    for size in ("metadataSize", "contentSize", "controlPlaneSize"):
         assert storage["properties"][size]["pattern"] == SIZE_PATTERN
-    assert storage["properties"]["cacheSize"]["default"] == "5Gi"
+    assert storage["properties"]["controlPlaneSize"]["default"] == "1Gi"
+    grace = props["terminationGracePeriodSeconds"]
+    assert (grace["type"], grace["minimum"], grace["default"]) == ("integer", 36, 105)
+    logging = props["logging"]["properties"]
+    assert logging["level"]["enum"] == ["DEBUG", "INFO", "WARN", "ERROR"]
+    assert logging["format"]["enum"] == ["text", "json"]
     for path in (("metrics", "port"), ("controlPlane", "port")):
         port = props[path[0]]["properties"][path[1]]
         assert (port["type"], port["minimum"], port["maximum"]) == ("integer", 1, 65535)
@@ -255,7 +266,7 @@ def test_crd_spec_declares_the_contract_fields():
     for key in ("resources", "securityContext", "podSecurityContext"):
         assert props[key]["type"] == "object"
         assert props[key]["x-kubernetes-preserve-unknown-fields"] is True
-    assert props["podSecurityContext"]["default"] == {"fsGroup": 1000}
+    assert props["podSecurityContext"]["default"] == {"fsGroup": 65532}
 
 
 def test_crd_status_declares_every_field_with_its_type():
@@ -352,7 +363,8 @@ def test_schema_accepts_the_example():
     spec = example["spec"]
     assert spec["metrics"]["enabled"] is True
     assert spec["adapterServices"]["type"] == "LoadBalancer"
-    assert {"metadataSize", "cacheSize"} <= set(spec["storage"])
+    assert {"metadataSize", "contentSize", "controlPlaneSize"} <= set(spec["storage"])
+    assert spec["image"] == version.IMAGE
 
 
 def test_schema_accepts_a_minimal_spec():
@@ -363,24 +375,25 @@ def test_schema_accepts_a_full_spec():
     spec = {
         "image": "registry.example/dittofs:1.2.3",
         "replicas": 0,
-        "storage": {"metadataSize": "1Ti", "cacheSize": "512Mi", "contentSize": "100Gi",
+        "storage": {"metadataSize": "1Ti", "controlPlaneSize": "512Mi", "contentSize": "100Gi",
                     "storageClassName": "fast"},
         "database": {"type": "postgres", "sqlite": {"path": "/data/x.db"},
                      "postgresSecretRef": {"name": "pg", "key": "dsn"}},
-        "cache": {"path": "/data/cache", "size": "2GB"},
-        "metrics": {"enabled": True, "port": 9100},
-        "controlPlane": {"port": 8081},
+        "metrics": {"enabled": True, "port": 9100, "path": "/m"},
+        "controlPlane": {"port": 8081, "tls": False},
         "identity": {
+            "type": "memory",
             "jwt": {"secretRef": {"name": "jwt", "key": "secret"}, "accessTokenDuration": "5m",
-                    "refreshTokenDuration": "24h", "issuer": "me"},
-            "admin": {"username": "root", "passwordSecretRef": {"name": "admin", "key": "hash"}},
+                    "refreshTokenDuration": "24h"},
+            "admin": {"username": "root", "passwordSecretRef": {"name": "admin", "key": "password"}},
         },
+        "logging": {"level": "DEBUG", "format": "text", "output": "stderr"},
+        "terminationGracePeriodSeconds": 36,
+        "percona": {"enabled": False},
+        "snapshotPolicies": [],
         "adapterDiscovery": {"pollingInterval": "1m", "credentialsSecretRef": {"name": "creds"}},
         "adapterServices": {"type": "NodePort", "annotations": {"a": "b"}},
         "service": {"type": "LoadBalancer", "annotations": {"c": "d"}},
-        "s3": {"credentialsSecretRef": {"secretName": "s3", "accessKeyIdKey": "id",
-                                        "secretAccessKeyKey": "key", "endpointKey": "url"},
-               "region": "eu-west-1", "bucket": "b"},
         "resources": {"limits": {"memory": "1Gi"}},
         "securityContext": {"runAsUser": 1000, "anything": {"nested": True}},
         "podSecurityContext": {"fsGroup": 2000},
@@ -404,9 +417,15 @@ def _with(path: str, value) -> dict:
         pytest.param(_with("replicas", 2), id="replicas-2"),
         pytest.param(_with("replicas", -1), id="replicas-negative"),
         pytest.param(_with("storage.metadataSize", "10GB"), id="metadataSize-10GB"),
-        pytest.param(_with("storage.cacheSize", "5G"), id="cacheSize-5G"),
+        pytest.param(_with("storage.controlPlaneSize", "5G"), id="controlPlaneSize-5G"),
+        pytest.param(_with("storage.cacheSize", "5Gi"), id="cacheSize-gone-in-v029"),
+        pytest.param(_with("s3", {}), id="s3-gone-in-v029"),
+        pytest.param(_with("identity.jwt.issuer", "me"), id="jwt-issuer-gone-in-v029"),
+        pytest.param(_with("terminationGracePeriodSeconds", 30), id="grace-below-36"),
+        pytest.param(_with("logging.level", "TRACE"), id="logging-level"),
+        pytest.param(_with("metrics.path", "metrics"), id="metrics-path-relative"),
         pytest.param(_with("storage.contentSize", "1.5Ti"), id="contentSize-fraction"),
-        pytest.param({"storage": {"cacheSize": "5Gi"}}, id="metadataSize-missing"),
+        pytest.param({"storage": {"contentSize": "5Gi"}}, id="metadataSize-missing"),
         pytest.param({"image": "x"}, id="storage-missing"),
         pytest.param(_with("service.type", "Foo"), id="service-type-Foo"),
         pytest.param(_with("adapterServices.type", "ExternalName"), id="adapterServices-type"),
@@ -494,9 +513,10 @@ def test_crd_defaults_match_the_hook_defaults():
     spec_schema = _crd_schema()["properties"]["spec"]
     bare = {"storage": {"metadataSize": "10Gi"}}
     defaulted = _apply_defaults(spec_schema, copy.deepcopy(bare))
-    assert defaulted["metrics"] == {"enabled": False, "port": 9090}
+    assert defaulted["metrics"] == {"enabled": False, "port": 9090, "path": "/metrics"}
     assert _errors(_dittoserver(defaulted)) == []
-    assert DittoServerSpec.model_validate(defaulted) == DittoServerSpec.model_validate(bare)
+    # The hook leaves the image to `dittofs.version`; the CRD writes the same one in.
+    assert DittoServerSpec.model_validate(defaulted) == DittoServerSpec.model_validate({**bare, "image": version.IMAGE})
 
 
 # --- CEL rules -----------------------------------------------------------------------------
@@ -508,7 +528,7 @@ def _cel_rules() -> tuple[list[dict], list[dict]]:
 
 def test_cel_rules_are_present():
     root_rules, spec_rules = _cel_rules()
-    assert len(root_rules) == 1 and len(spec_rules) == 1
+    assert len(root_rules) == 1 and len(spec_rules) == 1 + len(spec_module.UNSUPPORTED)
     name_rule = root_rules[0]["rule"]
     assert "self.metadata.name" in name_rule and "52" in name_rule and ".matches(" in name_rule
     port_rule = spec_rules[0]["rule"]
@@ -551,7 +571,7 @@ def test_cel_name_rule(name, valid):
 
 @pytest.mark.parametrize("spec,valid", PORT_CASES)
 def test_cel_port_rule(spec, valid):
-    _, (rule,) = _cel_rules()
+    _, (rule, *_) = _cel_rules()
     assert _cel_eval(rule["rule"], {"storage": {"metadataSize": "1Gi"}, **spec}) is valid
     # The API server applies defaults before validation: the rule must agree on defaulted input.
     defaulted = _apply_defaults(_crd_schema()["properties"]["spec"],
@@ -563,7 +583,49 @@ def test_example_passes_the_cel_rules():
     root_rules, spec_rules = _cel_rules()
     example = _example()
     assert _cel_eval(root_rules[0]["rule"], example) is True
-    assert _cel_eval(spec_rules[0]["rule"], example["spec"]) is True
+    for rule in spec_rules:
+        assert _cel_eval(rule["rule"], example["spec"]) is True
+
+
+# Each field of the Go operator's CRD the hook does not build yet, set as a user moving over
+# would set it (asking for something), and set so that it asks for nothing.
+UNSUPPORTED_CASES = {
+    "controlPlane.tls": (True, False),
+    "controlPlane.certSecretName": ("api-tls", None),
+    "controlPlane.clientCASecretName": ("client-ca", None),
+    "identity.ldap": ({"enabled": True, "url": "ldaps://dc:636", "baseDN": "dc=x", "bindDN": "cn=y"}, None),
+    "identity.kerberos": ({"enabled": True, "servicePrincipal": "nfs/h@R"}, None),
+    "metrics.bearerTokenSecret": ({"name": "tok", "key": "token"}, None),
+    "metrics.serviceMonitor": ({"enabled": True, "interval": "30s"}, {"enabled": False}),
+    "percona": ({"enabled": True}, {"enabled": False}),
+    "snapshotPolicies": ([{"share": "/a", "interval": "24h"}], []),
+}
+
+
+def test_every_unsupported_field_has_a_case():
+    assert set(UNSUPPORTED_CASES) == {path for path, _ in spec_module.UNSUPPORTED}
+
+
+@pytest.mark.parametrize("path", sorted(UNSUPPORTED_CASES))
+def test_unsupported_operator_fields_are_declared_refused_by_cel_and_by_the_hook(path):
+    asking, idle = UNSUPPORTED_CASES[path]
+    spec = _with(path, asking)
+    # Declared: the schema keeps the field (nothing pruned), and a CEL rule refuses it, naming it.
+    assert _errors(_dittoserver(spec)) == []
+    _, spec_rules = _cel_rules()
+    defaulted = _apply_defaults(_crd_schema()["properties"]["spec"], copy.deepcopy(spec))
+    refusing = [r for r in spec_rules if not _cel_eval(r["rule"], defaulted)]
+    assert [r["fieldPath"] for r in refusing] == [f".{path}"]
+    assert path in refusing[0]["message"]
+    # The hook refuses it too (a CRD older than the hook), with a 422 naming the field.
+    with pytest.raises(errors.HookError) as caught:
+        spec_module.parse_spec(spec)
+    assert caught.value.status == 422 and caught.value.field == f"parent.spec.{path}"
+    # Set so that it asks for nothing, it is accepted by both.
+    if idle is not None:
+        calm = _apply_defaults(_crd_schema()["properties"]["spec"], _with(path, idle))
+        assert all(_cel_eval(r["rule"], calm) for r in spec_rules)
+        spec_module.parse_spec(calm)
 
 
 # --- the Metacontroller controllers --------------------------------------------------------

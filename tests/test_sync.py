@@ -4,11 +4,13 @@ import copy
 import json
 
 import pytest
+import yaml
 
 from hooks.children import sync
 from hooks.request import errors
 from hooks.web import customize
 from tests import factory as f
+from tests import pod_security
 
 NFS, SMB = f.entry("nfs", 12049), f.entry("smb", 12445)
 
@@ -31,7 +33,7 @@ def test_response_has_exactly_the_three_keys():
 
 def test_children_always_present():
     resp = run(f.parent(adapters=[]))
-    assert f.names_of(resp, "Secret") == ["demo-admin-credentials", "demo-jwt-secret"]
+    assert f.names_of(resp, "Secret") == ["demo-admin-bootstrap-credentials", "demo-jwt-secret"]
     assert f.names_of(resp, "ConfigMap") == ["demo-config"]
     assert f.names_of(resp, "Service") == ["demo-api", "demo-headless"]
     assert f.names_of(resp, "StatefulSet") == ["demo"]
@@ -184,58 +186,94 @@ def test_generated_secrets_are_random_once_then_kept():
     again = sync.desired_state(f.request(f.parent()), now=f.NOW)
     assert f.child(again, "Secret", "demo-jwt-secret")["data"] != jwt["data"]   # random before it exists
     kept = sync.desired_state(f.request(f.parent(), observed=first["children"]), now=f.NOW)
-    for name in ("demo-jwt-secret", "demo-admin-credentials"):
+    for name in ("demo-jwt-secret", "demo-admin-bootstrap-credentials"):
         assert f.child(kept, "Secret", name)["data"] == f.child(first, "Secret", name)["data"]
         assert "stringData" not in f.child(kept, "Secret", name)
 
 
 def test_a_missing_key_is_filled_and_existing_keys_kept():
-    observed = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-admin-credentials"},
+    observed = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-admin-bootstrap-credentials"},
                 "data": {"username": base64.b64encode(b"root").decode()}}
-    secret = f.child(run(observed=[observed]), "Secret", "demo-admin-credentials")
+    secret = f.child(run(observed=[observed]), "Secret", "demo-admin-bootstrap-credentials")
     assert base64.b64decode(secret["data"]["username"]) == b"root"
     assert base64.b64decode(secret["data"]["password"]) == b"x" * 32
 
 
 def test_referenced_secrets_replace_generated_ones():
     spec = {**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}},
-                                   "admin": {"passwordSecretRef": {"name": "adm", "key": "hash"}}}}
+                                   "admin": {"passwordSecretRef": {"name": "adm", "key": "pw"}}}}
     resp = run(f.parent(spec=spec))
     assert f.names_of(resp, "Secret") == []
-    env = {e["name"]: e for e in f.child(resp, "StatefulSet", "demo")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = _env(resp)
     assert env["DITTOFS_CONTROLPLANE_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "jwt", "key": "k"}
-    assert env["DITTOFS_ADMIN_PASSWORD_HASH"]["valueFrom"]["secretKeyRef"] == {"name": "adm", "key": "hash"}
-    assert "DITTOFS_ADMIN_INITIAL_PASSWORD" not in env
+    # Cleartext, as DittoFS v0.29 and its operator read it; required, not optional.
+    assert env["DITTOFS_ADMIN_INITIAL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "adm", "key": "pw"}
+    assert "DITTOFS_ADMIN_PASSWORD_HASH" not in env
 
 
-def test_postgres_and_s3_env():
-    spec = {**f.SPEC, "database": {"type": "postgres", "postgresSecretRef": {"name": "pg", "key": "dsn"}},
-            "s3": {"credentialsSecretRef": {"secretName": "s3"}, "region": "eu-west-1", "bucket": "b"}}
+def _env(resp: dict) -> dict:
+    container = f.child(resp, "StatefulSet", "demo")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_postgres_env_comes_from_the_secrets_keys_and_the_file_names_only_the_type():
+    spec = {**f.SPEC, "database": {"type": "sqlite", "postgresSecretRef": {"name": "pg", "key": "dsn"}}}
     resp = run(f.parent(spec=spec))
-    env = {e["name"]: e for e in f.child(resp, "StatefulSet", "demo")["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["DITTOFS_DATABASE_POSTGRES"]["valueFrom"]["secretKeyRef"] == {"name": "pg", "key": "dsn"}
-    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "s3", "key": "accessKeyId"}
-    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "secretAccessKey"
-    assert env["AWS_ENDPOINT_URL"]["valueFrom"]["secretKeyRef"]["optional"] is True
-    assert env["AWS_REGION"]["value"] == "eu-west-1"
-    config = f.child(resp, "ConfigMap", "demo-config")["data"]["config.yaml"]
-    assert "type: postgres" in config and "sqlite" not in config
+    env = _env(resp)
+    refs = {name: e["valueFrom"]["secretKeyRef"] for name, e in env.items() if name.startswith("DITTOFS_DATABASE")}
+    assert refs == {
+        "DITTOFS_DATABASE_POSTGRES_HOST": {"name": "pg", "key": "host"},
+        "DITTOFS_DATABASE_POSTGRES_PORT": {"name": "pg", "key": "port", "optional": True},
+        "DITTOFS_DATABASE_POSTGRES_DATABASE": {"name": "pg", "key": "database"},
+        "DITTOFS_DATABASE_POSTGRES_USER": {"name": "pg", "key": "user"},
+        "DITTOFS_DATABASE_POSTGRES_PASSWORD": {"name": "pg", "key": "password"},
+        "DITTOFS_DATABASE_POSTGRES_SSLMODE": {"name": "pg", "key": "sslmode", "optional": True},
+    }
+    assert not any(name.startswith("AWS_") for name in env)
+    config = yaml.safe_load(f.child(resp, "ConfigMap", "demo-config")["data"]["config.yaml"])
+    assert config["database"] == {"type": "postgres"}   # a postgres Secret wins over type
+
+
+def test_config_has_no_key_that_dittofs_v029_ignores():
+    spec = {**f.SPEC, "metrics": {"enabled": True, "port": 9100, "path": "/m"},
+            "logging": {"level": "WARN", "format": "text", "output": "/var/log/dfs.log"}}
+    config = yaml.safe_load(f.child(run(f.parent(spec=spec)), "ConfigMap", "demo-config")["data"]["config.yaml"])
+    assert set(config) == {"logging", "shutdown_timeout", "database", "metrics", "controlplane", "admin"}
+    assert config["controlplane"]["host"] == "0.0.0.0" and "issuer" not in config["controlplane"]["jwt"]
+    assert config["metrics"] == {"enabled": True, "host": "0.0.0.0", "port": 9100, "path": "/m", "auth": "none"}
+    assert config["logging"] == {"level": "WARN", "format": "text", "output": "/var/log/dfs.log"}
+
+
+def test_legacy_admin_secret_is_adopted_then_dropped_once_the_bootstrap_secret_exists():
+    legacy = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-admin-credentials"},
+              "data": {"username": base64.b64encode(b"admin").decode(), "password": base64.b64encode(b"old").decode()}}
+    first = run(observed=[legacy])
+    bootstrap = f.child(first, "Secret", "demo-admin-bootstrap-credentials")
+    assert bootstrap["data"] == legacy["data"]
+    assert f.child(first, "Secret", "demo-admin-credentials")["data"] == legacy["data"]   # kept this time
+    second = run(observed=[legacy, bootstrap])
+    assert f.child(second, "Secret", "demo-admin-credentials") is None   # Metacontroller deletes it
+    assert f.child(second, "Secret", "demo-admin-bootstrap-credentials")["data"] == legacy["data"]
 
 
 # --- StatefulSet -----------------------------------------------------------------------------
 
 def test_claim_templates_are_emitted_in_stored_form():
-    spec = {"storage": {"metadataSize": "10Gi", "cacheSize": "20Gi", "contentSize": "1Ti", "storageClassName": "fast"}}
+    spec = {"storage": {"metadataSize": "10Gi", "controlPlaneSize": "2Gi", "contentSize": "1Ti",
+                        "storageClassName": "fast"}}
     sts = f.child(run(f.parent(spec=spec)), "StatefulSet", "demo")
     claims = sts["spec"]["volumeClaimTemplates"]
-    assert [c["metadata"]["name"] for c in claims] == ["metadata", "cache", "content"]
+    assert [c["metadata"]["name"] for c in claims] == ["controlplane", "metadata", "content"]
     for c in claims:
         assert c["apiVersion"] == "v1" and c["kind"] == "PersistentVolumeClaim"
         assert c["spec"]["volumeMode"] == "Filesystem" and c["status"] == {"phase": "Pending"}
         assert c["spec"]["storageClassName"] == "fast"
     assert claims[2]["spec"]["resources"]["requests"]["storage"] == "1Ti"
     mounts = sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
-    assert {"name": "content", "mountPath": "/data/content"} in mounts
+    assert mounts == [{"name": "config", "mountPath": "/config", "readOnly": True},
+                      {"name": "controlplane", "mountPath": "/data/controlplane"},
+                      {"name": "content", "mountPath": "/data/store/block"},
+                      {"name": "metadata", "mountPath": "/data/store/metadata"}]
 
 
 def test_immutable_fields_come_from_the_observed_statefulset():
@@ -268,7 +306,7 @@ def test_config_hash_follows_config_and_related_secrets_but_not_generation():
     rotated = copy.deepcopy(secret)
     rotated["data"]["k"] = "Yg=="
     assert run(f.parent(spec=spec), related=[rotated])["status"]["configHash"] != base
-    changed = {**spec, "cache": {"size": "2GB"}}
+    changed = {**spec, "logging": {"level": "DEBUG"}}
     resp = run(f.parent(spec=changed), related=[secret])
     assert resp["status"]["configHash"] != base
     annotations = f.child(resp, "StatefulSet", "demo")["spec"]["template"]["metadata"]["annotations"]
@@ -363,15 +401,71 @@ def test_a_non_object_request_is_a_400():
 # --- customize -------------------------------------------------------------------------------
 
 def test_customize_lists_the_referenced_secrets():
-    spec = {**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}}},
-            "s3": {"credentialsSecretRef": {"secretName": "s3"}},
+    spec = {**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}},
+                                   "admin": {"passwordSecretRef": {"name": "pw", "key": "p"}}},
             "database": {"postgresSecretRef": {"name": "jwt", "key": "dsn"}}}
     out = customize.related_resources({"parent": f.parent(spec=spec)})
     assert out == {"relatedResources": [{"apiVersion": "v1", "resource": "secrets", "namespace": "storage",
-                                         "names": ["jwt", "s3"]}]}
+                                         "names": ["jwt", "pw"]}]}
     assert customize.related_resources({"parent": f.parent()}) == {"relatedResources": []}
 
 
 def test_adapter_summary_lists_every_applied_adapter():
     assert run(f.parent(adapters=[SMB, NFS]))["status"]["adapterSummary"] == "nfs:12049,smb:12445"
     assert run(f.parent(adapters=[]))["status"]["adapterSummary"] == ""
+
+
+# --- Pod Security Standard `restricted` ---------------------------------------------------------
+
+def _pod(spec: dict) -> dict:
+    return f.child(run(f.parent(spec={**f.SPEC, **spec})), "StatefulSet", "demo")["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("extra", [
+    pytest.param({}, id="defaults"),
+    pytest.param({"securityContext": {"runAsUser": 65532, "readOnlyRootFilesystem": False}}, id="user-fields-kept"),
+    pytest.param({"securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"]}}}, id="user-adds-a-capability"),
+    pytest.param({"podSecurityContext": {"fsGroup": 2000, "runAsNonRoot": True}}, id="user-pod-context"),
+])
+def test_the_pod_passes_the_restricted_pod_security_standard(extra):
+    pod = _pod(extra)
+    assert pod_security.violations(pod) == []
+    assert pod["automountServiceAccountToken"] is False
+    container = pod["containers"][0]
+    for key, value in extra.get("securityContext", {}).items():
+        if key != "capabilities":
+            assert container["securityContext"][key] == value   # completed, not replaced
+    if "capabilities" in extra.get("securityContext", {}):
+        assert container["securityContext"]["capabilities"] == {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}
+
+
+def test_a_user_who_says_otherwise_wins_and_the_check_sees_it():
+    pod = _pod({"securityContext": {"allowPrivilegeEscalation": True, "capabilities": {"drop": ["NET_RAW"]}}})
+    assert pod_security.violations(pod) == ["dittofs: allowPrivilegeEscalation is not false",
+                                            "dittofs: capabilities do not drop ALL"]
+
+
+def test_pod_runs_as_the_images_user_with_the_operators_grace_period_and_probes():
+    pod = _pod({})
+    assert pod["securityContext"] == {"fsGroup": 65532}
+    assert pod["terminationGracePeriodSeconds"] == 105
+    assert _pod({"terminationGracePeriodSeconds": 36})["terminationGracePeriodSeconds"] == 36
+    container = pod["containers"][0]
+    assert container["command"] == ["/app/dfs"]
+    assert container["args"] == ["start", "--foreground", "--config", "/config/config.yaml"]
+    assert container["lifecycle"] == {"preStop": {"exec": {"command": ["/bin/sh", "-c", "sleep 5"]}}}
+    timing = {name: {k: v for k, v in container[name].items() if k != "httpGet"}
+              for name in ("livenessProbe", "readinessProbe", "startupProbe")}
+    assert timing == {
+        "livenessProbe": {"initialDelaySeconds": 15, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
+        "readinessProbe": {"initialDelaySeconds": 10, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
+        "startupProbe": {"periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 30},
+    }
+    assert [container[name]["httpGet"]["path"] for name in ("livenessProbe", "readinessProbe", "startupProbe")] == \
+        ["/health", "/health/ready", "/health"]
+
+
+@pytest.mark.parametrize("grace", [30, 0, "60"])
+def test_a_grace_period_dittofs_cannot_shut_down_in_is_refused(grace):
+    err = _error(f.request(f.parent(spec={**f.SPEC, "terminationGracePeriodSeconds": grace})))
+    assert err.status == 422 and err.field == "parent.spec.terminationGracePeriodSeconds"

@@ -1,7 +1,13 @@
-"""Generated Secrets: the JWT signing secret and the first admin's credentials.
+"""Generated Secrets: the JWT signing secret and the admin's bootstrap credentials.
 
 Values are random only until the Secret exists; from then on the observed data is returned
-unchanged, as `data` (base64), so Metacontroller never rewrites them.
+unchanged, as `data` (base64), so Metacontroller never rewrites them. The bootstrap Secret is
+read by DittoFS once, at first boot: after someone changes the admin password it is history.
+
+A legacy `{p}-admin-credentials` (this project's name before DittoFS v0.29, and the Go
+operator's) is adopted: its values seed the bootstrap Secret, so a running server keeps its
+admin password, and it is handed back unchanged until the bootstrap Secret is observed with
+its keys; then it is left out, and Metacontroller deletes it.
 """
 import base64
 import secrets
@@ -28,37 +34,69 @@ def generated(ctx: context.Context) -> list[tuple[str, dict]]:
         found.append((layout.JWT_SUFFIX, {layout.JWT_KEY: lambda: ctx.random_token(64)}))
     if ctx.spec.identity.admin.password_secret_ref is None:
         found.append((layout.ADMIN_SUFFIX, {
-            layout.USERNAME_KEY: lambda: ctx.spec.identity.admin.username,
+            layout.USERNAME_KEY: lambda: layout.ADMIN_USER,
             layout.PASSWORD_KEY: lambda: ctx.random_token(32),
         }))
     return found
 
 
-def _observed_data(ctx: context.Context, name: str) -> dict:
-    return observed.dig(ctx.observed.of(observed.SECRET).get(name), "data", default={})
+def _observed_data(ctx: context.Context, suffix: str) -> dict:
+    data = observed.dig(ctx.observed.of(observed.SECRET).get(ctx.child_name(suffix)), "data", default={})
+    return data if isinstance(data, dict) else {}
 
 
-def _secret(ctx: context.Context, suffix: str, wanted: dict) -> dict:
-    """A Secret whose observed keys win; `wanted` maps each key to a factory of its first value."""
-    name = ctx.child_name(suffix)
-    current = _observed_data(ctx, name)
-    data = {key: current[key] if isinstance(current.get(key), str) else _b64(make()) for key, make in sorted(wanted.items())}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": ctx.meta(name), "type": "Opaque", "data": data}
+def _complete(data: dict, keys) -> bool:
+    return all(isinstance(data.get(key), str) for key in keys)
+
+
+def current_data(ctx: context.Context, suffix: str, keys) -> dict:
+    """The observed data a generated Secret keeps: its own, or for the admin bootstrap Secret
+    not made yet, the legacy Secret's."""
+    data = _observed_data(ctx, suffix)
+    if suffix == layout.ADMIN_SUFFIX and not _complete(data, keys):
+        legacy = _observed_data(ctx, layout.LEGACY_ADMIN_SUFFIX)
+        if _complete(legacy, keys):
+            return legacy
+    return data
+
+
+def _secret(ctx: context.Context, suffix: str, data: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": ctx.meta(ctx.child_name(suffix)), "type": "Opaque",
+            "data": data}
+
+
+def legacy_kept(ctx: context.Context) -> dict | None:
+    """The legacy admin Secret's data while it must stay: until the bootstrap Secret is observed
+    with every key (or, with a user's password Secret, not at all)."""
+    legacy = _observed_data(ctx, layout.LEGACY_ADMIN_SUFFIX)
+    if not legacy or ctx.spec.identity.admin.password_secret_ref is not None:
+        return None
+    if _complete(_observed_data(ctx, layout.ADMIN_SUFFIX), (layout.USERNAME_KEY, layout.PASSWORD_KEY)):
+        return None
+    return {key: value for key, value in sorted(legacy.items()) if isinstance(value, str)}
 
 
 def build(ctx: context.Context) -> list[dict]:
-    return [_secret(ctx, suffix, wanted) for suffix, wanted in generated(ctx)]
-
-
-def existing_values(ctx: context.Context) -> tuple[str, ...] | None:
-    """The observed value of every generated key, in a fixed order, or None when one is missing
-    (`build` would make it up at random)."""
     found = []
     for suffix, wanted in generated(ctx):
-        current = _observed_data(ctx, ctx.child_name(suffix))
-        for key in sorted(wanted):
-            value = current.get(key)
-            if not isinstance(value, str):
-                return None
-            found.append(value)
+        current = current_data(ctx, suffix, wanted)
+        found.append(_secret(ctx, suffix, {key: current[key] if isinstance(current.get(key), str) else _b64(make())
+                                           for key, make in sorted(wanted.items())}))
+    legacy = legacy_kept(ctx)
+    if legacy is not None:
+        found.append(_secret(ctx, layout.LEGACY_ADMIN_SUFFIX, legacy))
+    return found
+
+
+def existing_values(ctx: context.Context) -> tuple | None:
+    """Every observed value the Secrets are built from, in a fixed order, or None when one is
+    missing (`build` would make it up at random)."""
+    found: list = []
+    for suffix, wanted in generated(ctx):
+        current = current_data(ctx, suffix, wanted)
+        if not _complete(current, wanted):
+            return None
+        found += [current[key] for key in sorted(wanted)]
+    legacy = legacy_kept(ctx)
+    found.append(None if legacy is None else tuple(legacy.items()))
     return tuple(found)

@@ -5,13 +5,20 @@ StatefulSet is observed they are copied from it verbatim. On creation the claim 
 written in the form the API server stores, so the second sync returns exactly the first.
 """
 from hooks.children import configmap
-from hooks.dittofs import config, layout
+from hooks.dittofs import config, layout, version
 from hooks.request import context, observed, ports
 
 CONFIG_HASH_ANNOTATION = "dittofs.io/config-hash"
-CONFIG_DIR = "/config"
-COMMAND = ["/app/dittofs", "start", "--foreground", "--config", f"{CONFIG_DIR}/{config.FILE_NAME}"]
 IMMUTABLE = ("selector", "serviceName", "volumeClaimTemplates")
+PRE_STOP_SECONDS = 5   # Service endpoints drop the pod before DittoFS stops taking connections
+# Filled in under the user's own container securityContext, field by field: with them the pod
+# passes the `restricted` Pod Security Standard. No read-only root: dfs writes to its temp dir.
+SECURE_DEFAULTS = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dict:
@@ -24,53 +31,44 @@ def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dic
 def env(ctx: context.Context) -> list[dict]:
     s = ctx.spec
     jwt = s.identity.jwt.secret_ref
-    found = [_secret_env("DITTOFS_CONTROLPLANE_SECRET", *(
+    found = [_secret_env(layout.ENV_JWT_SECRET, *(
         (jwt.name, jwt.key) if jwt else (ctx.child_name(layout.JWT_SUFFIX), layout.JWT_KEY)))]
     admin = s.identity.admin.password_secret_ref
     if admin:
-        found.append(_secret_env("DITTOFS_ADMIN_PASSWORD_HASH", admin.name, admin.key))
+        found.append(_secret_env(layout.ENV_ADMIN_PASSWORD, admin.name, admin.key))
     else:
-        found.append(_secret_env("DITTOFS_ADMIN_INITIAL_PASSWORD", ctx.child_name(layout.ADMIN_SUFFIX),
+        # Optional: the server needs it only on first boot, and generates one without it.
+        found.append(_secret_env(layout.ENV_ADMIN_PASSWORD, ctx.child_name(layout.ADMIN_SUFFIX),
                                  layout.PASSWORD_KEY, optional=True))
     if s.database.postgres_secret_ref:
-        ref = s.database.postgres_secret_ref
-        found.append(_secret_env("DITTOFS_DATABASE_POSTGRES", ref.name, ref.key))
-    if s.s3:
-        found += s3_env(s.s3)
+        name = s.database.postgres_secret_ref.name
+        found += [_secret_env(layout.ENV_POSTGRES_PREFIX + key.upper(), name, key, optional)
+                  for key, optional in layout.POSTGRES_KEYS]
     return found
 
 
-def s3_env(s3) -> list[dict]:
-    found = []
-    creds = s3.credentials_secret_ref
-    if creds:
-        found += [
-            _secret_env("AWS_ACCESS_KEY_ID", creds.secret_name, creds.access_key_id_key),
-            _secret_env("AWS_SECRET_ACCESS_KEY", creds.secret_name, creds.secret_access_key_key),
-            _secret_env("AWS_ENDPOINT_URL", creds.secret_name, creds.endpoint_key, optional=True),
-        ]
-    if s3.region:
-        found.append({"name": "AWS_REGION", "value": s3.region})
-    if s3.bucket:
-        found.append({"name": "AWS_S3_BUCKET", "value": s3.bucket})
-    return found
-
-
-def volume_names(ctx: context.Context) -> list[tuple[str, str]]:
-    """(claim name, mount path) pairs, in a fixed order."""
-    found = [("metadata", "/data/metadata"), ("cache", "/data/cache")]
-    if ctx.spec.storage.content_size:
-        found.append(("content", "/data/content"))
-    return found
+def claim_names(ctx: context.Context) -> list[str]:
+    """The claim templates the pod has: the observed StatefulSet's (they cannot change), else
+    the spec's."""
+    if ctx.statefulset is None:
+        return [name for name, _, _ in claim_specs(ctx)]
+    templates = observed.listed(observed.dig(ctx.statefulset, "spec", "volumeClaimTemplates"))
+    return [name for t in templates if isinstance(name := observed.dig(t, "metadata", "name"), str)]
 
 
 def mounts(ctx: context.Context) -> list[dict]:
-    found = [{"name": claim, "mountPath": path} for claim, path in volume_names(ctx)]
-    # The control-plane database (users, shares, adapter settings) lives on the metadata
-    # volume, so a pod restart does not forget which adapters exist.
-    found.append({"name": "metadata", "mountPath": "/data/controlplane", "subPath": "controlplane"})
-    found.append({"name": "config", "mountPath": CONFIG_DIR, "readOnly": True})
-    return found
+    """Where each claim template is mounted. A StatefulSet without a `controlplane` claim was made
+    by this project before DittoFS v0.29: its volumes keep their paths, and the control-plane
+    database stays where it is, on the metadata volume."""
+    have = claim_names(ctx)
+    legacy = "controlplane" not in have
+    paths = layout.LEGACY_MOUNTS if legacy else layout.MOUNTS
+    found = [{"name": name, "mountPath": paths[name]} for name in sorted(have) if name in paths]
+    if legacy and "metadata" in have:
+        found.append({"name": "metadata", "mountPath": layout.CONTROLPLANE_DIR,
+                      "subPath": layout.LEGACY_CONTROLPLANE_SUBPATH})
+    found.append({"name": "config", "mountPath": layout.CONFIG_DIR, "readOnly": True})
+    return sorted(found, key=lambda m: m["mountPath"])
 
 
 def claim(name: str, size: str, storage_class: str | None) -> dict:
@@ -83,38 +81,56 @@ def claim(name: str, size: str, storage_class: str | None) -> dict:
 
 
 def claim_specs(ctx: context.Context) -> list[tuple[str, str, str | None]]:
-    """(claim name, size, storage class) of each volumeClaimTemplate, in a fixed order."""
+    """(claim name, size, storage class) of each volumeClaimTemplate the spec asks for, in the
+    Go operator's order."""
     st = ctx.spec.storage
-    sizes = {"metadata": st.metadata_size, "cache": st.cache_size, "content": st.content_size}
-    return [(name, sizes[name], st.storage_class_name) for name, _ in volume_names(ctx)]
+    found = [("controlplane", st.control_plane_size), ("metadata", st.metadata_size)]
+    if st.content_size:
+        found.append(("content", st.content_size))
+    return [(name, size, st.storage_class_name) for name, size in found]
 
 
 def claims(ctx: context.Context) -> list[dict]:
     return [claim(name, size, storage_class) for name, size, storage_class in claim_specs(ctx)]
 
 
-def _probe(path: str, **timing) -> dict:
-    return {"httpGet": {"path": path, "port": "api"}, **timing}
+def _probe(path: str, delay: int, period: int, failures: int) -> dict:
+    found = {"httpGet": {"path": path, "port": "api"}, "periodSeconds": period, "timeoutSeconds": 5,
+             "failureThreshold": failures}
+    if delay:   # the API server stores no zero delay: writing one would differ on every sync
+        found["initialDelaySeconds"] = delay
+    return found
+
+
+def security_context(ctx: context.Context) -> dict:
+    """The user's container securityContext, completed with SECURE_DEFAULTS where it is silent."""
+    found = copied(ctx.spec.security_context or {})
+    for key, value in SECURE_DEFAULTS.items():
+        if key == "capabilities" and isinstance(found.get(key), dict):
+            found[key].setdefault("drop", ["ALL"])   # a user who only adds one still drops the rest
+        else:
+            found.setdefault(key, copied(value))
+    return found
 
 
 def container(ctx: context.Context, plan: ports.Plan) -> dict:
     found = {
         "name": context.CONTAINER,
-        "image": ctx.spec.image,
-        "command": list(COMMAND),
+        "image": ctx.spec.image or version.IMAGE,
+        "command": [version.BINARY],
+        "args": version.start_args(f"{layout.CONFIG_DIR}/{config.FILE_NAME}"),
         "ports": [p.as_container_port() for p in plan.ports],
         "env": env(ctx),
         "volumeMounts": mounts(ctx),
-        "startupProbe": _probe("/health", periodSeconds=2, failureThreshold=60),
-        "livenessProbe": _probe("/health", periodSeconds=10, failureThreshold=3),
-        "readinessProbe": _probe("/health/ready", periodSeconds=5, failureThreshold=3),
-        # Give Service endpoints time to drop the pod before DittoFS stops taking connections.
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
+        # The startup probe allows 150 s; liveness and readiness take over after it passes.
+        "startupProbe": _probe(layout.HEALTH_PATH, 0, 5, 30),
+        "livenessProbe": _probe(layout.HEALTH_PATH, 15, 10, 3),
+        "readinessProbe": _probe(layout.READY_PATH, 10, 5, 3),
+        "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", f"sleep {PRE_STOP_SECONDS}"]}}},
+        "securityContext": security_context(ctx),
     }
     if ctx.spec.resources:
         found["resources"] = copied(ctx.spec.resources)
-    if ctx.spec.security_context:
-        found["securityContext"] = copied(ctx.spec.security_context)
     return found
 
 
@@ -178,6 +194,9 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str) -> dict:
         "template": {
             "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash}},
             "spec": {
+                # dfs never calls the Kubernetes API: no token for it to leak.
+                "automountServiceAccountToken": False,
+                "terminationGracePeriodSeconds": ctx.spec.termination_grace_period_seconds,
                 "securityContext": copied(ctx.spec.pod_security_context),
                 "containers": [container(ctx, plan)],
                 "volumes": [{"name": "config", "configMap": {"name": ctx.child_name(configmap.SUFFIX)}}],

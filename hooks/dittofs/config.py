@@ -15,26 +15,36 @@ FILE_NAME = "config.yaml"
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+# Both default to 127.0.0.1 in DittoFS itself: a pod must listen on its own address.
+LISTEN_HOST = "0.0.0.0"
+SHUTDOWN_TIMEOUT = "30s"   # per shutdown stage; terminationGracePeriodSeconds covers three
+
+
 def document(s: spec.DittoServerSpec) -> dict:
-    """The config tree for a spec."""
+    """The config tree for a spec. Only keys DittoFS v0.29.0 reads: it warns about any other.
+
+    Postgres is chosen here; its connection comes from the environment (layout.POSTGRES_KEYS),
+    which DittoFS reads for every key of the file.
+    """
     database: dict = {"type": "postgres"} if s.database.uses_postgres else {
         "type": "sqlite", "sqlite": {"path": s.database.sqlite.path},
     }
+    metrics: dict = {"enabled": s.metrics.enabled}
+    if s.metrics.enabled:
+        metrics.update(host=LISTEN_HOST, port=s.metrics.port, path=s.metrics.path, auth="none")
     return {
-        "logging": {"level": "INFO", "format": "json", "output": "stdout"},
-        "telemetry": {"enabled": False},
-        "shutdown_timeout": "30s",
+        "logging": {"level": s.logging.level, "format": s.logging.format, "output": s.logging.output},
+        "shutdown_timeout": SHUTDOWN_TIMEOUT,
         "database": database,
-        "metrics": {"enabled": s.metrics.enabled, "port": s.metrics.port},
+        "metrics": metrics,
         "controlplane": {
+            "host": LISTEN_HOST,
             "port": s.control_plane.port,
             "jwt": {
                 "access_token_duration": s.identity.jwt.access_token_duration,
                 "refresh_token_duration": s.identity.jwt.refresh_token_duration,
-                "issuer": s.identity.jwt.issuer,
             },
         },
-        "cache": {"path": s.cache.path, "size": s.cache.size},
         "admin": {"username": s.identity.admin.username},
     }
 

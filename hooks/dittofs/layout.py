@@ -1,9 +1,34 @@
-"""Names that DittoFS and its Go operator fix: the generated Secrets and their keys.
+"""Names that DittoFS and its Go operator fix: the generated Secrets and their keys, the
+environment variables DittoFS reads, the volumes and where they are mounted.
 
-The Secret builder (`children.secrets`), the StatefulSet's env and the control-plane client
-all read these, so they live here, under both.
+The Secret builder (`children.secrets`), the StatefulSet and the control-plane client all read
+these, so they live here, under both.
 """
 JWT_SUFFIX = "jwt-secret"
 JWT_KEY = "jwt-secret"
-ADMIN_SUFFIX = "admin-credentials"
+# Consumed once at first boot, not kept in step with the live password (DittoFS #1548).
+ADMIN_SUFFIX = "admin-bootstrap-credentials"
+# What this project and the Go operator called it before; adopted, then dropped.
+LEGACY_ADMIN_SUFFIX = "admin-credentials"
 USERNAME_KEY, PASSWORD_KEY = "username", "password"
+
+# Environment variables (viper: prefix DITTOFS, keys joined by `_`).
+ENV_JWT_SECRET = "DITTOFS_CONTROLPLANE_SECRET"            # at least 32 characters
+ENV_ADMIN_PASSWORD = "DITTOFS_ADMIN_INITIAL_PASSWORD"     # cleartext, hashed on first boot
+ENV_POSTGRES_PREFIX = "DITTOFS_DATABASE_POSTGRES_"
+# (key in the user's postgres Secret, whether DittoFS can do without it)
+POSTGRES_KEYS = (("host", False), ("port", True), ("database", False), ("user", False),
+                 ("password", False), ("sslmode", True))
+
+# Mount points. A StatefulSet of this layout has the claim `controlplane`; one made by this
+# project before DittoFS v0.29 (claims `metadata`, `cache`) keeps its own paths (LEGACY_MOUNTS).
+CONFIG_DIR = "/config"
+CONTROLPLANE_DIR = "/data/controlplane"
+MOUNTS = {"controlplane": CONTROLPLANE_DIR, "metadata": "/data/store/metadata", "content": "/data/store/block"}
+LEGACY_MOUNTS = {"metadata": "/data/metadata", "content": "/data/content"}
+LEGACY_CONTROLPLANE_SUBPATH = "controlplane"   # the database lived on the metadata volume
+
+# Control-plane routes that need no token: what the kubelet probes.
+HEALTH_PATH = "/health"
+READY_PATH = "/health/ready"
+ADMIN_USER = "admin"   # DittoFS always creates this user, whatever admin.username says

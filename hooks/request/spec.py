@@ -50,8 +50,8 @@ class SecretNameRef(Model):
 
 class Storage(Model):
     metadata_size: Size
-    cache_size: Size = "5Gi"
     content_size: Size | None = None
+    control_plane_size: Size = "1Gi"
     storage_class_name: str | None = None
 
 
@@ -59,24 +59,29 @@ class Sqlite(Model):
     path: str = "/data/controlplane/controlplane.db"
 
 
+class PostgresSecretRef(Model):
+    """The Secret whose keys `host`, `database`, `user`, `password` (and optional `port`,
+    `sslmode`) DittoFS reads. `key` is accepted for the Go operator's CRD and not used."""
+
+    name: Annotated[str, Field(min_length=1)]
+    key: str | None = None
+
+
 class Database(Model):
     type: Literal["sqlite", "postgres"] = "sqlite"
     sqlite: Sqlite = Sqlite()
-    postgres_secret_ref: SecretKeyRef | None = None
+    postgres_secret_ref: PostgresSecretRef | None = None
 
     @property
     def uses_postgres(self) -> bool:
+        """A postgres Secret wins over `type`, as in the Go operator."""
         return self.postgres_secret_ref is not None
-
-
-class Cache(Model):
-    path: str = "/data/cache"
-    size: str = "1GB"
 
 
 class Metrics(Model):
     enabled: bool = False
     port: Port = 9090
+    path: Annotated[str, Field(pattern=r"^/")] = "/metrics"
 
 
 class ControlPlane(Model):
@@ -87,17 +92,23 @@ class Jwt(Model):
     secret_ref: SecretKeyRef | None = None
     access_token_duration: str = "15m"
     refresh_token_duration: str = "168h"
-    issuer: str = "dittofs"
 
 
 class Admin(Model):
     username: Annotated[str, Field(min_length=1)] = "admin"
-    password_secret_ref: SecretKeyRef | None = None
+    password_secret_ref: SecretKeyRef | None = None   # cleartext
 
 
 class Identity(Model):
+    type: Literal["memory"] = "memory"
     jwt: Jwt = Jwt()
     admin: Admin = Admin()
+
+
+class Logging(Model):
+    level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "json"
+    output: Annotated[str, Field(min_length=1)] = "stdout"
 
 
 class AdapterDiscovery(Model):
@@ -121,37 +132,48 @@ class ApiService(Model):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
-class S3Credentials(Model):
-    secret_name: Annotated[str, Field(min_length=1)]
-    access_key_id_key: str = "accessKeyId"
-    secret_access_key_key: str = "secretAccessKey"
-    endpoint_key: str = "endpoint"
+def _enabled(value: object) -> bool:
+    return isinstance(value, dict) and value.get("enabled") is True
 
 
-class S3(Model):
-    credentials_secret_ref: S3Credentials | None = None
-    region: str | None = None
-    bucket: str | None = None
+# Fields of the DittoFS Go operator's CRD that this hook does not build yet, and when a value
+# asks for something: (path in the spec, test on its value). The CRD refuses them too (CEL);
+# this is for a CRD older than the hook. Never dropped silently: a user would think them in force.
+UNSUPPORTED = (
+    ("controlPlane.tls", lambda v: v is True),
+    ("controlPlane.certSecretName", lambda v: v is not None),
+    ("controlPlane.clientCASecretName", lambda v: v is not None),
+    ("identity.ldap", lambda v: v is not None),
+    ("identity.kerberos", lambda v: v is not None),
+    ("metrics.bearerTokenSecret", lambda v: v is not None),
+    ("metrics.serviceMonitor", _enabled),
+    ("percona", _enabled),
+    ("snapshotPolicies", lambda v: v not in (None, [])),
+)
+UNSUPPORTED_MESSAGE = "is a DittoFS operator field that this version of dittofs-hooks does not support yet; remove it"
 
 
 class DittoServerSpec(Model):
-    image: Annotated[str, Field(min_length=1)] = "marmos91c/dittofs:latest"
+    # None: the image of the DittoFS version the hook writes for (`dittofs.version.IMAGE`).
+    image: Annotated[str, Field(min_length=1)] | None = None
     replicas: Literal[0, 1] = 1
     storage: Storage
     database: Database = Database()
-    cache: Cache = Cache()
     metrics: Metrics = Metrics()
     control_plane: ControlPlane = ControlPlane()
     identity: Identity = Identity()
+    logging: Logging = Logging()
     adapter_discovery: AdapterDiscovery = AdapterDiscovery()
     # Defaults holding a dict are made by a factory: pydantic deep-copies a default that does
     # not hash on every validation, which costs several times as much.
     adapter_services: AdapterServices = Field(default_factory=AdapterServices)
     service: ApiService = Field(default_factory=ApiService)
-    s3: S3 | None = None
     resources: PassThrough | None = None
+    # At least 36: 30 s gets the server killed mid-flush (DittoFS #938). The default covers the
+    # preStop sleep, three shutdown stages of 30 s, and 10 s to spare.
+    termination_grace_period_seconds: Annotated[int, Field(ge=36, strict=True)] = 105
     security_context: PassThrough | None = None
-    pod_security_context: PassThrough = Field(default_factory=lambda: {"fsGroup": 1000})
+    pod_security_context: PassThrough = Field(default_factory=lambda: {"fsGroup": 65532})
     # The exact JSON text it was validated from (`caching.fingerprint`), set by `parse_spec`.
     _source_text: bytes | None = pydantic.PrivateAttr(default=None)
 
@@ -173,10 +195,7 @@ class DittoServerSpec(Model):
             self.identity.admin.password_secret_ref,
             self.database.postgres_secret_ref,
         ]
-        found = {ref.name for ref in refs if ref is not None}
-        if self.s3 and self.s3.credentials_secret_ref:
-            found.add(self.s3.credentials_secret_ref.secret_name)
-        return sorted(found)
+        return sorted({ref.name for ref in refs if ref is not None})
 
 
 def _field_path(prefix: str, loc: tuple) -> str:
@@ -191,10 +210,21 @@ def _field_path(prefix: str, loc: tuple) -> str:
 _parsed: caching.Bounded[DittoServerSpec] = caching.Bounded(4 * 1024 * 1024)
 
 
+def refuse_unsupported(raw: dict, field: str) -> None:
+    """A 422 naming the first field of `UNSUPPORTED` whose value asks for something."""
+    for path, asks in UNSUPPORTED:
+        value: object = raw
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if asks(value):
+            raise errors.invalid(f"{path} {UNSUPPORTED_MESSAGE}", f"{field}.{path}", "UnsupportedField")
+
+
 def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
     """Validate a raw spec, raising a 422 `HookError` that names the first bad field."""
     if not isinstance(raw, dict):
         raise errors.invalid("spec must be an object", field, "InvalidSpec")
+    refuse_unsupported(raw, field)
     key = caching.fingerprint(raw)
     found = _parsed.get(key) if key is not None else None
     if found is not None:

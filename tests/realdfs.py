@@ -1,0 +1,349 @@
+"""The real `dfs` server, started from the hook's own children, the way its StatefulSet would.
+
+A `Pod` holds what the hook's answer says about the pod: the container's command, arguments and
+env (each `secretKeyRef` resolved from the Secrets given), its mounts and ports, and the
+ConfigMap's `config.yaml`. `start` runs it, changing only what a pod gets from Kubernetes and
+a test cannot give, each in one function here:
+
+- `mount_paths`: every mount path maps to a folder under the test's temporary directory;
+- the pod's network: the server runs in a network namespace of its own (as a pod does), so it
+  listens on exactly what its config says, the Go operator's fixed adapter ports included,
+  and nothing of it reaches the machine's interfaces; `PortForward` maps each container port
+  to a free port on 127.0.0.1 (as `kubectl port-forward` does).
+
+Needs root (network namespaces), `unshare`/`nsenter`/`ip` (util-linux, iproute2) and the
+binaries that `scripts/build-dfs.sh` builds (`make test` runs it).
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from hooks.dittofs import version
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "dittofs" / version.VERSION
+CLONE_NEWNET = 0x40000000
+
+
+def binary(name: str = "dfs") -> Path:
+    path = CACHE / name
+    if not path.exists():
+        pytest.fail(f"{path} is missing: `make test` builds it (scripts/build-dfs.sh needs Go 1.25+)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _child(children: list[dict], kind: str) -> dict:
+    found = [c for c in children if c["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def _decoded(secret: dict, key: str) -> str | None:
+    value = (secret.get("data") or {}).get(key)
+    return None if value is None else base64.b64decode(value).decode()
+
+
+@dataclass
+class Pod:
+    """The DittoFS pod of a sync answer."""
+
+    command: list[str]
+    args: list[str]
+    env: dict[str, str]
+    config_yaml: str
+    mounts: dict[str, str]               # mountPath -> volume name
+    ports: dict[str, int]                # container port name -> containerPort (TCP)
+    container: dict = field(repr=False)
+
+    @property
+    def config(self) -> dict:
+        return yaml.safe_load(self.config_yaml)
+
+
+def pod_of(answer: dict, secrets: list[dict] = ()) -> Pod:
+    """The pod of a sync answer; env from its own generated Secrets and from `secrets`."""
+    children = answer["children"]
+    sts = _child(children, "StatefulSet")
+    config_map = _child(children, "ConfigMap")
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    by_name = {s["metadata"]["name"]: s for s in [*children, *secrets] if s["kind"] == "Secret"}
+    env = {}
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+            continue
+        ref = item["valueFrom"]["secretKeyRef"]
+        value = _decoded(by_name[ref["name"]], ref["key"]) if ref["name"] in by_name else None
+        if value is None:
+            assert ref.get("optional"), f"{item['name']}: Secret {ref['name']} key {ref['key']} is missing"
+            continue
+        env[item["name"]] = value
+    (config_yaml,) = config_map["data"].values()
+    return Pod(
+        command=list(container["command"]), args=list(container.get("args", [])), env=env,
+        config_yaml=config_yaml,
+        mounts={m["mountPath"]: m["name"] for m in container["volumeMounts"]},
+        ports={p["name"]: p["containerPort"] for p in container["ports"] if p.get("protocol", "TCP") == "TCP"},
+        container=container,
+    )
+
+
+def mount_paths(pod: Pod, root: Path) -> dict[str, str]:
+    """Each mount path of the pod, mapped to a folder under `root` (volumes live as long as
+    `root`, so a restart keeps them, as a PVC does)."""
+    found = {}
+    for path in sorted(pod.mounts):
+        local = root / "volumes" / path.strip("/").replace("/", "_")
+        local.mkdir(parents=True, exist_ok=True)
+        found[path] = str(local)
+    return found
+
+
+def _localized(value: str, paths: dict[str, str]) -> str:
+    for path in sorted(paths, key=len, reverse=True):
+        if value == path or value.startswith(path + "/"):
+            return paths[path] + value[len(path):]
+    return value
+
+
+def _localize_tree(value, paths: dict[str, str]):
+    if isinstance(value, dict):
+        return {k: _localize_tree(v, paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_localize_tree(v, paths) for v in value]
+    return _localized(value, paths) if isinstance(value, str) else value
+
+
+class Namespace:
+    """A network namespace with loopback up, held by a sleeping process (a pod's sandbox)."""
+
+    def __init__(self) -> None:
+        self.holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "ip link set lo up && exec sleep 86400"],
+                                       start_new_session=True)
+        deadline = time.monotonic() + 10
+        while not self._ready():
+            if self.holder.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("could not make a network namespace (needs root, unshare and ip)")
+            time.sleep(0.02)
+        self.path = f"/proc/{self.holder.pid}/ns/net"
+
+    def _ready(self) -> bool:
+        try:
+            return os.readlink(f"/proc/{self.holder.pid}/ns/net") != os.readlink("/proc/self/ns/net") and \
+                Path(f"/proc/{self.holder.pid}/cmdline").read_bytes().startswith(b"sleep")
+        except OSError:
+            return False
+
+    def run(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        return subprocess.Popen(["nsenter", f"--net={self.path}", "--", *argv], **kwargs)
+
+    def enter_this_thread(self) -> None:
+        """Move the calling thread (only it) into the namespace: its new sockets live there."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(fd)
+
+    def listening(self) -> set[tuple[str, int]]:
+        """(address, port) of every TCP socket listening in the namespace."""
+        found = set()
+        for name in ("tcp", "tcp6"):
+            text = subprocess.run(["nsenter", f"--net={self.path}", "cat", f"/proc/net/{name}"],
+                                  capture_output=True, text=True, check=True).stdout
+            for line in text.splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                if state == "0A":   # LISTEN
+                    address, port = local.split(":")
+                    found.add((address, int(port, 16)))
+        return found
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.holder.pid, signal.SIGKILL)
+        self.holder.wait()
+
+
+def _in_namespace(namespace: "Namespace", make):
+    """`make()` run on a thread of its own inside the namespace (sockets it makes live there)."""
+    found: list = []
+
+    def run():
+        try:
+            namespace.enter_this_thread()   # this thread ends right after
+            found.append(make())
+        except OSError as exc:
+            found.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if isinstance(found[0], OSError):
+        raise found[0]
+    return found[0]
+
+
+class PortForward:
+    """127.0.0.1:<free port> on one side to 127.0.0.1:<port> on the other: from this machine
+    into the pod (`into`, as `kubectl port-forward`), or from the pod out to a server on this
+    machine (`out_of`, as a Service in front of a database would be)."""
+
+    def __init__(self, listener: socket.socket, connect) -> None:
+        self.listener, self.connect = listener, connect
+        self.port = listener.getsockname()[1]
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @classmethod
+    def into(cls, namespace: "Namespace", port: int) -> "PortForward":
+        return cls(socket.create_server(("127.0.0.1", 0)),
+                   lambda: _in_namespace(namespace, lambda: socket.create_connection(("127.0.0.1", port), timeout=10)))
+
+    @classmethod
+    def out_of(cls, namespace: "Namespace", port: int) -> "PortForward":
+        listener = _in_namespace(namespace, lambda: socket.create_server(("127.0.0.1", 0)))
+        return cls(listener, lambda: socket.create_connection(("127.0.0.1", port), timeout=10))
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pump, args=(conn,), daemon=True).start()
+
+    def _pump(self, outer: socket.socket) -> None:
+        try:
+            inner = self.connect()
+        except OSError:
+            outer.close()
+            return
+        with outer, inner, selectors.DefaultSelector() as sel:
+            sel.register(outer, selectors.EVENT_READ, inner)
+            sel.register(inner, selectors.EVENT_READ, outer)
+            while not self.closed.is_set():
+                for key, _ in sel.select(timeout=0.5):
+                    try:
+                        data = key.fileobj.recv(65536)
+                        if data:
+                            key.data.sendall(data)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        return
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+
+
+class Server:
+    """A running `dfs` of a Pod: `url(port name)` reaches a container port from this machine."""
+
+    def __init__(self, pod: Pod, root: Path, extra_env: dict[str, str] | None = None,
+                 namespace: Namespace | None = None) -> None:
+        self.pod, self.root = pod, root
+        self.namespace = namespace or Namespace()
+        self.forwards = {name: PortForward.into(self.namespace, port) for name, port in pod.ports.items()}
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+        self.log = root / "dfs.log"
+
+    def argv(self) -> list[str]:
+        paths = mount_paths(self.pod, self.root)
+        config_dir = Path(paths["/config"])
+        # The ConfigMap's content at its mount, with paths into volumes mapped like the mounts.
+        (config_dir / "config.yaml").write_text(yaml.safe_dump(_localize_tree(self.pod.config, paths)))
+        assert self.pod.command == [version.BINARY]
+        return [str(binary()), *(_localized(a, paths) for a in self.pod.args)]
+
+    def start(self) -> "Server":
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.root), "TMPDIR": str(self.root),
+               **self.pod.env, **self.extra_env}
+        with self.log.open("ab") as out:
+            self.proc = self.namespace.run(self.argv(), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        for forward in self.forwards.values():
+            forward.close()
+        self.namespace.close()
+
+    def url(self, port_name: str = "api") -> str:
+        return f"http://127.0.0.1:{self.forwards[port_name].port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_healthy(self, budget_s: float, path: str = "/health") -> float:
+        """Seconds until `path` answers 200 on the api port; fails past `budget_s`."""
+        started = time.monotonic()
+        while time.monotonic() - started < budget_s:
+            if self.proc is not None and self.proc.poll() is not None:
+                pytest.fail(f"dfs exited with {self.proc.returncode}:\n{self.output()[-4000:]}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.url() + path, timeout=2).status_code == 200:
+                    return time.monotonic() - started
+            time.sleep(0.2)
+        pytest.fail(f"{path} did not answer 200 within {budget_s} s:\n{self.output()[-4000:]}")
+
+    def login(self, username: str, password: str) -> dict:
+        response = requests.post(self.url() + "/api/v1/auth/login",
+                                 json={"username": username, "password": password}, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@contextlib.contextmanager
+def running(pod: Pod, root: Path, budget_s: float | None = None, **kwargs):
+    """A started Server of `pod`, healthy within the startup probe's budget; closed afterwards."""
+    server = Server(pod, root, **kwargs)
+    try:
+        server.start()
+        server.wait_healthy(budget_s if budget_s is not None else startup_budget(pod))
+        yield server
+    finally:
+        server.close()
+
+
+def startup_budget(pod: Pod) -> float:
+    """What the startup probe allows: initial delay + period x failure threshold."""
+    probe = pod.container["startupProbe"]
+    return probe.get("initialDelaySeconds", 0) + probe["periodSeconds"] * probe["failureThreshold"]

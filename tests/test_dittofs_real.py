@@ -1,0 +1,224 @@
+"""The hook's children against the real `dfs` of the pinned DittoFS version (tests/realdfs.py).
+
+Each test builds a sync answer, starts `dfs` from its StatefulSet and ConfigMap, and checks
+what DittoFS itself does with them.
+"""
+import base64
+import copy
+import json
+
+import pytest
+import requests
+
+from hooks.dittofs import config, layout
+from tests import factory, realdfs, servers
+
+pytestmark = pytest.mark.dittofs
+
+USER_ADMIN_PASSWORD = "user-chosen admin password 1!"
+JWT_SECRET = "a-user-given-signing-secret-of-more-than-32-characters"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def secret(name: str, **data: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "storage"},
+            "type": "Opaque", "data": {k: b64(v) for k, v in data.items()}}
+
+
+def answer(spec: dict, adapters=None) -> dict:
+    return factory.sync_of(factory.request(factory.parent(spec=spec, adapters=adapters)))
+
+
+# Every field the hook supports, set away from its default.
+FULL_SPEC = {
+    "image": "marmos91c/dittofs:v0.29.0",
+    "replicas": 1,
+    "storage": {"metadataSize": "2Gi", "contentSize": "3Gi", "controlPlaneSize": "2Gi", "storageClassName": "fast"},
+    "database": {"type": "sqlite", "sqlite": {"path": "/data/controlplane/db/cp.db"}},
+    "metrics": {"enabled": True, "port": 9191, "path": "/prom/metrics"},
+    "controlPlane": {"port": 8181},
+    "identity": {
+        "type": "memory",
+        "jwt": {"secretRef": {"name": "jwt", "key": "signing"}, "accessTokenDuration": "20m",
+                "refreshTokenDuration": "48h"},
+        "admin": {"username": "admin", "passwordSecretRef": {"name": "admin-pw", "key": "password"}},
+    },
+    "logging": {"level": "DEBUG", "format": "text", "output": "stderr"},
+    "adapterDiscovery": {"pollingInterval": "15s"},
+    "adapterServices": {"type": "NodePort", "annotations": {"a": "b"}},
+    "service": {"type": "LoadBalancer", "annotations": {"c": "d"}},
+    "resources": {"requests": {"cpu": "100m"}},
+    "terminationGracePeriodSeconds": 60,
+    "securityContext": {"runAsUser": 65532},
+    "podSecurityContext": {"fsGroup": 65532, "runAsNonRoot": True},
+}
+FULL_SECRETS = [secret("jwt", signing=JWT_SECRET), secret("admin-pw", password=USER_ADMIN_PASSWORD)]
+
+
+def _bootstrap(response: dict) -> tuple[str, str]:
+    found = factory.child(response, "Secret", f"demo-{layout.ADMIN_SUFFIX}")
+    return (base64.b64decode(found["data"]["username"]).decode(),
+            base64.b64decode(found["data"]["password"]).decode())
+
+
+def _clean_start(server: realdfs.Server) -> None:
+    log = server.output()
+    assert "unknown keys" not in log, log[-3000:]
+    assert "validation failed" not in log.lower(), log[-3000:]
+
+
+def test_minimal_spec_starts_clean_and_probes_answer(tmp_path):
+    response = answer(factory.SPEC)
+    pod = realdfs.pod_of(response)
+    with realdfs.running(pod, tmp_path) as server:
+        _clean_start(server)
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            get = pod.container[probe]["httpGet"]
+            assert get["port"] == "api"
+            assert requests.get(server.url(get["port"]) + get["path"], timeout=5).status_code == 200
+        # The control-plane database is where the config says, on the controlplane volume.
+        assert list((tmp_path / "volumes" / "data_controlplane").glob("controlplane.db*"))
+
+
+def test_full_spec_starts_clean_with_its_logging_metrics_and_tokens(tmp_path):
+    response = answer(FULL_SPEC)
+    pod = realdfs.pod_of(response, FULL_SECRETS)
+    assert pod.ports["api"] == 8181 and pod.ports["metrics"] == 9191
+    with realdfs.running(pod, tmp_path) as server:
+        _clean_start(server)
+        # logging: text at DEBUG (the JSON format would start lines with '{').
+        assert "level=DEBUG" in server.output()
+        # metrics answer on the rendered port and path, and not on the default path.
+        assert requests.get(server.url("metrics") + "/prom/metrics", timeout=5).status_code == 200
+        assert requests.get(server.url("metrics") + "/metrics", timeout=5).status_code == 404
+        tokens = server.login("admin", USER_ADMIN_PASSWORD)
+        assert tokens["expires_in"] == 20 * 60
+        assert _jwt_lifetime(tokens["refresh_token"]) == 48 * 3600
+        assert list((tmp_path / "volumes" / "data_controlplane" / "db").glob("cp.db*"))
+
+
+def _jwt_lifetime(token: str) -> int:
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims["exp"] - claims["iat"]
+
+
+def test_control_plane_and_metrics_listen_on_every_interface(tmp_path):
+    response = answer({**factory.SPEC, "metrics": {"enabled": True}})
+    pod = realdfs.pod_of(response)
+    assert pod.config["controlplane"]["host"] == pod.config["metrics"]["host"] == config.LISTEN_HOST
+    with realdfs.running(pod, tmp_path) as server:
+        listening = server.namespace.listening()
+    wildcard = {"00000000", "00000000000000000000000000000000"}
+    for name in ("api", "metrics"):
+        bound = {address for address, port in listening if port == pod.ports[name]}
+        assert bound and bound <= wildcard, (name, bound)
+
+
+def test_generated_bootstrap_admin_logs_in_with_the_default_token_lifetimes(tmp_path):
+    response = answer(factory.SPEC)
+    username, password = _bootstrap(response)
+    with realdfs.running(realdfs.pod_of(response), tmp_path) as server:
+        tokens = server.login(username, password)
+        assert tokens["expires_in"] == 15 * 60
+        assert _jwt_lifetime(tokens["refresh_token"]) == 168 * 3600
+        # A password the hook chose need not be changed: the user can use the API at once.
+        me = requests.get(server.url() + "/api/v1/adapters", timeout=5,
+                          headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert me.status_code == 200, me.text
+
+
+def test_adopted_legacy_admin_secret_keeps_the_running_servers_password(tmp_path):
+    """A server started with the pre-v0.29 Secret keeps its admin password after the move."""
+    legacy = secret(f"demo-{layout.LEGACY_ADMIN_SUFFIX}", username="admin", password="legacy-password-123")
+    first = factory.sync_of(factory.request(factory.parent(), observed=[legacy]))
+    username, password = _bootstrap(first)
+    assert (username, password) == ("admin", "legacy-password-123")
+    with realdfs.running(realdfs.pod_of(first), tmp_path) as server:
+        server.login(username, password)
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+POSTGRES_SPEC = {**factory.SPEC, "database": {"postgresSecretRef": {"name": "pg", "key": "ignored"}}}
+
+
+def _postgres_secret(pg, database: str, port: int) -> dict:
+    return secret("pg", host="127.0.0.1", port=str(port), database=database, user=pg.user,
+                  password=pg.password, sslmode="disable")
+
+
+def test_postgres_database_keeps_users_across_a_restart(tmp_path, postgres):
+    database = postgres.create_database("dittofs_restart")
+    response = answer(POSTGRES_SPEC)
+    namespace = realdfs.Namespace()
+    # PostgreSQL as the pod would reach it: an address in its own network.
+    database_port = realdfs.PortForward.out_of(namespace, postgres.port).port
+    pod = realdfs.pod_of(response, [_postgres_secret(postgres, database, database_port)])
+    assert pod.config["database"] == {"type": "postgres"}
+    server = realdfs.Server(pod, tmp_path, namespace=namespace)
+    try:
+        server.start().wait_healthy(realdfs.startup_budget(pod))
+        _clean_start(server)
+        admin = server.login(*_bootstrap(response))
+        created = requests.post(server.url() + "/api/v1/users", timeout=10,
+                                headers={"Authorization": f"Bearer {admin['access_token']}"},
+                                json={"username": "alice", "password": "alice-password-1", "role": "operator"})
+        assert created.status_code == 201, created.text
+        server.stop()
+        server.start().wait_healthy(realdfs.startup_budget(pod))
+        server.login("alice", "alice-password-1")
+    finally:
+        server.close()
+    assert "alice" in postgres.query(database, "SELECT username FROM users")
+    assert not list(tmp_path.rglob("*.db"))   # nothing went to sqlite
+
+
+# --- discovery and sync against the real API ----------------------------------------------------
+
+def _discover(hook_url: str, parent: dict, creds: dict) -> dict:
+    request = {"controller": {}, "object": parent, "attachments": {},
+               "related": {"Secret.v1": {creds["metadata"]["name"]: creds}}}
+    found = requests.post(hook_url + "/discover", json=request, timeout=15)
+    assert found.status_code == 200, found.text
+    return found.json()
+
+
+def _sync(hook_url: str, parent: dict) -> dict:
+    found = requests.post(hook_url + "/sync", json=factory.request(parent), timeout=15)
+    assert found.status_code == 200, found.text
+    return found.json()
+
+
+def test_discovered_adapters_become_ports_and_services_and_stopping_one_removes_them(tmp_path):
+    response = answer(factory.SPEC)
+    username, password = _bootstrap(response)
+    with realdfs.running(realdfs.pod_of(response), tmp_path) as server, servers.gunicorn() as (hook, _):
+        admin = {"Authorization": f"Bearer {server.login(username, password)['access_token']}"}
+        # DittoFS starts NFS (12049) and SMB (1445); add one more through the API.
+        parent = factory.parent()
+        creds = secret(f"demo-{layout.ADMIN_SUFFIX}", username=username, password=password,
+                       **{"server-url": server.url()})
+        seen = json.loads(_discover(hook, parent, creds)["annotations"]["dittofs.io/adapters"])
+        assert {(a["type"], a["port"]) for a in seen} == {("nfs", 12049), ("smb", 1445)}
+        parent["metadata"]["annotations"]["dittofs.io/adapters"] = json.dumps(seen)
+        synced = _sync(hook, parent)
+        assert {"adapter-nfs", "adapter-smb"} <= set(factory.port_names(synced))
+        assert {"demo-adapter-nfs", "demo-adapter-smb"} <= set(factory.names_of(synced, "Service"))
+        # The portmapper step of discovery turned it on for real.
+        settings = requests.get(server.url() + "/api/v1/adapters/nfs/settings", headers=admin, timeout=5).json()
+        assert settings["portmapper_enabled"] is True
+
+        stopped = requests.put(server.url() + "/api/v1/adapters/smb", headers=admin, json={"enabled": False},
+                               timeout=10)
+        assert stopped.status_code == 200, stopped.text
+        seen = json.loads(_discover(hook, parent, creds)["annotations"]["dittofs.io/adapters"])
+        assert [(a["type"], a["enabled"] and a["running"]) for a in seen] == [("nfs", True), ("smb", False)]
+        parent["metadata"]["annotations"]["dittofs.io/adapters"] = json.dumps(seen)
+        synced = _sync(hook, parent)
+        assert "adapter-smb" not in factory.port_names(synced)
+        assert "demo-adapter-smb" not in factory.names_of(synced, "Service")
+        assert "demo-adapter-nfs" in factory.names_of(synced, "Service")
