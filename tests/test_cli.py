@@ -332,3 +332,20 @@ def test_values_at_resolves_keys_with_dots_and_list_items():
     assert cli.values_at(old, new, "metadata.annotations.dittofs.io/config-hash") == ("a", "b")
     assert cli.values_at(old, new, "ports[1].name") == ("x", "y")
     assert cli.values_at(old, new, "ports[2]") == (cli.ABSENT, {"containerPort": 2, "name": "z"})
+
+
+def test_render_of_the_example_is_what_the_readme_shows_and_what_dittofs_v029_expects(capsys):
+    _, out, _ = run(capsys, "render", EXAMPLE)
+    children = by_identity(documents(out))
+    config_yaml = children[("ConfigMap", "dittofs-example-config")]["data"]["config.yaml"]
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("The `config.yaml` of `metacontroller/example-dittoserver.yaml`:\n\n```yaml\n")[1]
+    assert block.split("```")[0] == config_yaml
+    pod = children[("StatefulSet", "dittofs-example")]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert (container["image"], container["command"], container["args"]) == (
+        "marmos91c/dittofs:v0.29.0", ["/app/dfs"], ["start", "--foreground", "--config", "/config/config.yaml"])
+    assert {m["mountPath"]: m["name"] for m in container["volumeMounts"]} == {
+        "/config": "config", "/data/controlplane": "controlplane", "/data/store/metadata": "metadata",
+        "/data/store/block": "content"}
+    assert [e["name"] for e in container["env"]] == ["DITTOFS_CONTROLPLANE_SECRET", "DITTOFS_ADMIN_INITIAL_PASSWORD"]
