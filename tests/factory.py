@@ -10,6 +10,30 @@ GROUPS = ("ConfigMap.v1", "Secret.v1", "Service.v1", "StatefulSet.apps/v1")
 WITH_POLICIES = (*GROUPS, "NetworkPolicy.networking.k8s.io/v1")
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
 SPEC = {"storage": {"metadataSize": "10Gi"}}
+# Every field the hook supports, set away from its default (it references the Secrets `jwt`,
+# key `signing`, and `admin-pw`, key `password`).
+FULL_SPEC = {
+    "image": "marmos91c/dittofs:v0.29.0",
+    "replicas": 1,
+    "storage": {"metadataSize": "2Gi", "contentSize": "3Gi", "controlPlaneSize": "2Gi", "storageClassName": "fast"},
+    "database": {"type": "sqlite", "sqlite": {"path": "/data/controlplane/db/cp.db"}},
+    "metrics": {"enabled": True, "port": 9191, "path": "/prom/metrics"},
+    "controlPlane": {"port": 8181},
+    "identity": {
+        "type": "memory",
+        "jwt": {"secretRef": {"name": "jwt", "key": "signing"}, "accessTokenDuration": "20m",
+                "refreshTokenDuration": "48h"},
+        "admin": {"username": "admin", "passwordSecretRef": {"name": "admin-pw", "key": "password"}},
+    },
+    "logging": {"level": "DEBUG", "format": "text", "output": "stderr"},
+    "adapterDiscovery": {"pollingInterval": "15s", "credentialsSecretRef": {"name": "creds"}},
+    "adapterServices": {"type": "NodePort", "annotations": {"a": "b"}},
+    "service": {"type": "LoadBalancer", "annotations": {"c": "d"}},
+    "resources": {"requests": {"cpu": "100m"}},
+    "terminationGracePeriodSeconds": 60,
+    "securityContext": {"runAsUser": 65532},
+    "podSecurityContext": {"fsGroup": 65532, "runAsNonRoot": True},
+}
 
 
 def entry(type_: str, port: int, enabled: bool = True, running: bool = True, **extra) -> dict:

@@ -32,29 +32,6 @@ def answer(spec: dict, adapters=None) -> dict:
     return factory.sync_of(factory.request(factory.parent(spec=spec, adapters=adapters)))
 
 
-# Every field the hook supports, set away from its default.
-FULL_SPEC = {
-    "image": "marmos91c/dittofs:v0.29.0",
-    "replicas": 1,
-    "storage": {"metadataSize": "2Gi", "contentSize": "3Gi", "controlPlaneSize": "2Gi", "storageClassName": "fast"},
-    "database": {"type": "sqlite", "sqlite": {"path": "/data/controlplane/db/cp.db"}},
-    "metrics": {"enabled": True, "port": 9191, "path": "/prom/metrics"},
-    "controlPlane": {"port": 8181},
-    "identity": {
-        "type": "memory",
-        "jwt": {"secretRef": {"name": "jwt", "key": "signing"}, "accessTokenDuration": "20m",
-                "refreshTokenDuration": "48h"},
-        "admin": {"username": "admin", "passwordSecretRef": {"name": "admin-pw", "key": "password"}},
-    },
-    "logging": {"level": "DEBUG", "format": "text", "output": "stderr"},
-    "adapterDiscovery": {"pollingInterval": "15s"},
-    "adapterServices": {"type": "NodePort", "annotations": {"a": "b"}},
-    "service": {"type": "LoadBalancer", "annotations": {"c": "d"}},
-    "resources": {"requests": {"cpu": "100m"}},
-    "terminationGracePeriodSeconds": 60,
-    "securityContext": {"runAsUser": 65532},
-    "podSecurityContext": {"fsGroup": 65532, "runAsNonRoot": True},
-}
 FULL_SECRETS = [secret("jwt", signing=JWT_SECRET), secret("admin-pw", password=USER_ADMIN_PASSWORD)]
 
 
@@ -84,7 +61,7 @@ def test_minimal_spec_starts_clean_and_probes_answer(tmp_path):
 
 
 def test_full_spec_starts_clean_with_its_logging_metrics_and_tokens(tmp_path):
-    response = answer(FULL_SPEC)
+    response = answer(factory.FULL_SPEC)
     pod = realdfs.pod_of(response, FULL_SECRETS)
     assert pod.ports["api"] == 8181 and pod.ports["metrics"] == 9191
     with realdfs.running(pod, tmp_path) as server:

@@ -32,6 +32,7 @@ from kubernetes_validate import utils as kv_utils
 from hooks.dittofs import version
 from hooks.request import errors
 from hooks.request import spec as spec_module
+from tests import factory
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "metacontroller"
@@ -372,32 +373,9 @@ def test_schema_accepts_a_minimal_spec():
 
 
 def test_schema_accepts_a_full_spec():
-    spec = {
-        "image": "registry.example/dittofs:1.2.3",
-        "replicas": 0,
-        "storage": {"metadataSize": "1Ti", "controlPlaneSize": "512Mi", "contentSize": "100Gi",
-                    "storageClassName": "fast"},
-        "database": {"type": "postgres", "sqlite": {"path": "/data/x.db"},
-                     "postgresSecretRef": {"name": "pg", "key": "dsn"}},
-        "metrics": {"enabled": True, "port": 9100, "path": "/m"},
-        "controlPlane": {"port": 8081, "tls": False},
-        "identity": {
-            "type": "memory",
-            "jwt": {"secretRef": {"name": "jwt", "key": "secret"}, "accessTokenDuration": "5m",
-                    "refreshTokenDuration": "24h"},
-            "admin": {"username": "root", "passwordSecretRef": {"name": "admin", "key": "password"}},
-        },
-        "logging": {"level": "DEBUG", "format": "text", "output": "stderr"},
-        "terminationGracePeriodSeconds": 36,
-        "percona": {"enabled": False},
-        "snapshotPolicies": [],
-        "adapterDiscovery": {"pollingInterval": "1m", "credentialsSecretRef": {"name": "creds"}},
-        "adapterServices": {"type": "NodePort", "annotations": {"a": "b"}},
-        "service": {"type": "LoadBalancer", "annotations": {"c": "d"}},
-        "resources": {"limits": {"memory": "1Gi"}},
-        "securityContext": {"runAsUser": 1000, "anything": {"nested": True}},
-        "podSecurityContext": {"fsGroup": 2000},
-    }
+    spec = {**factory.FULL_SPEC, "controlPlane": {"port": 8081, "tls": False}, "percona": {"enabled": False},
+            "snapshotPolicies": [], "database": {"type": "postgres", "postgresSecretRef": {"name": "pg", "key": "dsn"}},
+            "securityContext": {"runAsUser": 1000, "anything": {"nested": True}}}
     assert _errors(_dittoserver(spec)) == []
 
 
