@@ -1,7 +1,7 @@
 """The deployment manifests under metacontroller/ and the Dockerfile.
 
 Checks that the Kubernetes objects validate against the Kubernetes API schemas, that the
-DittoServer CRD's schema accepts and rejects what CONTRACT section 1 says, that the
+DittoServer CRD's schema accepts and rejects what the README says of the spec, that the
 Metacontroller controllers point at the hook's routes through its Service, and that the
 Dockerfile's CMD really starts the service.
 """

@@ -1,9 +1,9 @@
 """The one DittoFS release this hook writes for, and how its image starts.
 
-`VERSION` is written only here: the CRD's default image, the tests' `dfs` build
-(`scripts/build-dfs.sh` reads it through `python -m hooks dittofs-version`) and the README all
-follow it. Moving to another release means checking config.yaml, env names and the API against
-that release first.
+`VERSION` is written only here: the CRD's default image (a test checks it), the tests' `dfs`
+build (`scripts/build-dfs.sh` imports this module) and the docs follow it. Moving to another
+release means checking config.yaml, env names and the API against that release first
+(docs/dittofs-version.md).
 """
 VERSION = "v0.29.0"
 IMAGE_REPOSITORY = "marmos91c/dittofs"
