@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build DittoFS's `dfs` server and `dfsctl` CLI at the version the hook writes for
-# (hooks/dittofs/version.py) into .cache/dittofs/<version>/, reusing them when present.
+# (hooks/dittofs/version.py) into .cache/dittofs/<version>/ (or $DITTOFS_CACHE/<version>/),
+# reusing them when present.
 #
 # `go install <module>/cmd/dfs@<version>` asks the module proxy for the module's version list,
 # which the proxy here refuses; requiring the exact version from a module of our own works.
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 read -r VERSION MODULE < <("$PYTHON" -c 'from hooks.dittofs import version; print(version.VERSION, version.GO_MODULE)')
-OUT=.cache/dittofs/$VERSION
+OUT=${DITTOFS_CACHE:-.cache/dittofs}/$VERSION
 if [[ -x $OUT/dfs && -x $OUT/dfsctl ]]; then
   exit 0
 fi

@@ -199,3 +199,27 @@ def test_discovered_adapters_become_ports_and_services_and_stopping_one_removes_
         assert "adapter-smb" not in factory.port_names(synced)
         assert "demo-adapter-smb" not in factory.names_of(synced, "Service")
         assert "demo-adapter-nfs" in factory.names_of(synced, "Service")
+
+        # Removed, then created again on another port: the new port is what reaches the pod.
+        assert requests.delete(server.url() + "/api/v1/adapters/smb", headers=admin, timeout=10).status_code in (200, 204)
+        created = requests.post(server.url() + "/api/v1/adapters", headers=admin, timeout=10,
+                                json={"type": "smb", "enabled": True, "port": 1446})
+        assert created.status_code == 201, created.text
+        seen = json.loads(_discover(hook, parent, creds)["annotations"]["dittofs.io/adapters"])
+        assert {(a["type"], a["port"], a["running"]) for a in seen} == {("nfs", 12049, True), ("smb", 1446, True)}
+        parent["metadata"]["annotations"]["dittofs.io/adapters"] = json.dumps(seen)
+        synced = _sync(hook, parent)
+        assert {"name": "adapter-smb", "containerPort": 1446, "protocol": "TCP"} in factory.container_ports(synced)
+
+
+def test_building_dfs_without_go_is_a_clear_error(tmp_path):
+    """`make test` must stop and say what is missing, never skip the real-server tests."""
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHON": sys.executable, "DITTOFS_CACHE": str(tmp_path)}
+    found = subprocess.run(["bash", str(realdfs.ROOT / "scripts" / "build-dfs.sh")], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert found.returncode == 1
+    assert "the Go toolchain (go 1.25 or newer) is needed to build dfs v0.29.0" in found.stderr
+    assert not list(tmp_path.rglob("dfs"))
