@@ -20,6 +20,7 @@ import base64
 import contextlib
 import ctypes
 import os
+import re
 import selectors
 import signal
 import socket
@@ -215,6 +216,8 @@ class PortForward:
         self.listener, self.connect = listener, connect
         self.port = listener.getsockname()[1]
         self.closed = threading.Event()
+        self.streams: list[bytearray] = []     # what each connection sent towards the server
+        self.delay = 0.0                       # seconds added before each chunk goes through
         threading.Thread(target=self._accept, daemon=True).start()
 
     @classmethod
@@ -241,6 +244,8 @@ class PortForward:
         except OSError:
             outer.close()
             return
+        sent = bytearray()
+        self.streams.append(sent)
         with outer, inner, selectors.DefaultSelector() as sel:
             sel.register(outer, selectors.EVENT_READ, inner)
             sel.register(inner, selectors.EVENT_READ, outer)
@@ -248,6 +253,9 @@ class PortForward:
                 for key, _ in sel.select(timeout=0.5):
                     try:
                         data = key.fileobj.recv(65536)
+                        if data and key.fileobj is outer:
+                            sent += data
+                            time.sleep(self.delay)
                         if data:
                             key.data.sendall(data)
                     except OSError:
@@ -258,6 +266,26 @@ class PortForward:
     def close(self) -> None:
         self.closed.set()
         self.listener.close()
+
+    def requests(self) -> list[tuple[str, str, str | None]]:
+        """(method, path, login username or None) of every HTTP request sent through so far, as
+        the server received them (plain HTTP only)."""
+        found = []
+        for stream in list(self.streams):
+            parts = REQUEST_LINE.split(bytes(stream))
+            for method, path, rest in zip(parts[1::3], parts[2::3], parts[3::3]):
+                user = LOGIN_USER.search(rest) if path.endswith(b"/auth/login") else None
+                found.append((method.decode(), path.decode(), user.group(1).decode() if user else None))
+        return found
+
+    def forget(self) -> None:
+        """Start counting afresh (open connections keep going: their record is emptied in place)."""
+        for stream in self.streams:
+            del stream[:]
+
+
+REQUEST_LINE = re.compile(rb"(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP/1\.[01]\r\n")
+LOGIN_USER = re.compile(rb'"username":\s*"([^"]*)"')
 
 
 class Server:

@@ -1,5 +1,7 @@
 """Adapter discovery against a real HTTP server on 127.0.0.1 (pytest-httpserver), driven
-through the Flask app. A failed poll must answer 200 without `annotations`, quickly."""
+through the Flask app, polling with a user-given credentials Secret (the operator account that
+the hook provisions itself is tested in test_discovery_account.py and against the real `dfs`).
+A failed poll must answer 200 without the adapters annotation, quickly."""
 import base64
 import json
 import logging
@@ -11,8 +13,9 @@ import pytest
 import requests
 from werkzeug import Response
 
+from hooks.dittofs import client as api
 from hooks.dittofs import discovery
-from hooks.request import adapters
+from hooks.request import adapters, controlplane
 from hooks.web import app, settings
 
 NAME, NAMESPACE = "demo", "ns"
@@ -26,7 +29,9 @@ ADAPTERS = [
 ]
 CANONICAL = ('[{"type":"nfs","enabled":true,"running":true,"port":12049},'
              '{"type":"smb","enabled":true,"running":true,"port":12445}]')
-KEPT = {"attachments": [], "resyncAfterSeconds": 30.0}
+CREDS = "creds"
+ADMIN_SECRET = f"{NAME}-admin-bootstrap-credentials"
+PORTMAPPER_DONE = controlplane.Applied(portmapper="nfs:12049").encode()
 
 
 class Clock:
@@ -41,15 +46,19 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def parent(spec_extra: dict | None = None) -> dict:
+def parent(spec_extra: dict | None = None, applied: str | None = PORTMAPPER_DONE) -> dict:
+    """A DittoServer polled with the Secret `creds`; by default its NFS portmapper is already
+    checked (the `dittofs.io/applied` annotation), so a poll makes no admin write."""
+    annotations = {controlplane.APPLIED_ANNOTATION: applied} if applied is not None else {}
     return {
         "apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
-        "metadata": {"name": NAME, "namespace": NAMESPACE},
-        "spec": {"storage": {"metadataSize": "1Gi"}, **(spec_extra or {})},
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "annotations": annotations},
+        "spec": {"storage": {"metadataSize": "1Gi"}, "adapterDiscovery": {"credentialsSecretRef": {"name": CREDS}},
+                 **(spec_extra or {})},
     }
 
 
-def secret(url: str | None, name: str = f"{NAME}-admin-bootstrap-credentials", **data: str) -> dict:
+def secret(url: str | None, name: str = CREDS, **data: str) -> dict:
     values = {"username": "admin", "password": PASSWORD, **data}
     if url is not None:
         values["server-url"] = url
@@ -57,16 +66,16 @@ def secret(url: str | None, name: str = f"{NAME}-admin-bootstrap-credentials", *
             "data": {key: b64(value) for key, value in values.items() if value is not None}}
 
 
-def request(*secrets: dict, spec_extra: dict | None = None) -> dict:
+def request(*secrets: dict, spec_extra: dict | None = None, applied: str | None = PORTMAPPER_DONE) -> dict:
     # v2-style keys (namespace/name) on purpose: the hook must read metadata, not keys.
     related = {"Secret.v1": {f"{NAMESPACE}/{s['metadata']['name']}": s for s in secrets}}
-    return {"controller": {}, "object": parent(spec_extra), "attachments": {}, "related": related,
+    return {"controller": {}, "object": parent(spec_extra, applied), "attachments": {}, "related": related,
             "finalizing": False}
 
 
 def make_client(clock: Clock | None = None, **timeouts):
-    client = discovery.Client(tokens=discovery.TokenCache(clock=clock or Clock()), **timeouts)
-    return app.create_app(settings.Settings(), discovery_client=client).test_client()
+    found = discovery.Discovery(api.Client(tokens=api.TokenCache(clock=clock or Clock()), **timeouts))
+    return app.create_app(settings.Settings(), discovery_client=found).test_client()
 
 
 def url_of(httpserver) -> str:
@@ -75,13 +84,13 @@ def url_of(httpserver) -> str:
 
 def serve_login(httpserver, token: str = TOKEN, expires_in: int = 900, oneshot: bool = False):
     expect = httpserver.expect_oneshot_request if oneshot else httpserver.expect_request
-    expect(discovery.LOGIN_PATH, method="POST").respond_with_json(
+    expect(api.LOGIN_PATH, method="POST").respond_with_json(
         {"access_token": token, "refresh_token": "r", "token_type": "Bearer", "expires_in": expires_in})
 
 
 def serve_api(httpserver, entries: list | None = None):
     serve_login(httpserver)
-    httpserver.expect_request(discovery.ADAPTERS_PATH, method="GET",
+    httpserver.expect_request(api.ADAPTERS_PATH, method="GET",
                               headers={"Authorization": f"Bearer {TOKEN}"}).respond_with_json(
         ADAPTERS if entries is None else entries)
 
@@ -118,11 +127,13 @@ def test_success_writes_the_canonical_annotation(httpserver, hook):
     serve_api(httpserver)
     body = discover(hook, request(secret(url_of(httpserver))))
 
-    assert body == {"annotations": {adapters.ANNOTATION: CANONICAL}, "attachments": [], "resyncAfterSeconds": 30.0}
+    assert body["annotations"][adapters.ANNOTATION] == CANONICAL
+    assert body["attachments"] == [] and body["resyncAfterSeconds"] == 30.0 and "status" not in body
+    assert controlplane.read_state(body["annotations"]) == controlplane.State("Authenticated", "polling as admin")
     assert body["annotations"][adapters.ANNOTATION] == adapters.canonical(adapters.parse_entries(json.dumps(ADAPTERS)))
     for volatile in ("id", "created_at", "updated_at", "config", "2024-05"):
         assert volatile not in body["annotations"][adapters.ANNOTATION]
-    login = calls(httpserver, discovery.LOGIN_PATH, "POST")
+    login = calls(httpserver, api.LOGIN_PATH, "POST")
     assert [req.get_json() for req in login] == [{"username": "admin", "password": PASSWORD}]
 
 
@@ -137,11 +148,11 @@ def test_api_order_does_not_change_the_annotation(httpserver):
 
 def test_secret_is_found_by_metadata_not_by_key_or_other_namespace(httpserver, hook):
     serve_api(httpserver)
-    elsewhere = secret("http://dittofs.invalid:1", name=f"{NAME}-admin-bootstrap-credentials")
+    elsewhere = secret("http://dittofs.invalid:1")
     elsewhere["metadata"]["namespace"] = "other"
     body = request(secret(url_of(httpserver)))
-    body["related"]["Secret.v1"] = {"whatever": body["related"]["Secret.v1"][f"{NAMESPACE}/{NAME}-admin-bootstrap-credentials"],
-                                    f"other/{NAME}-admin-bootstrap-credentials": elsewhere}
+    body["related"]["Secret.v1"] = {"whatever": body["related"]["Secret.v1"][f"{NAMESPACE}/{CREDS}"],
+                                    f"other/{CREDS}": elsewhere}
     assert discover(hook, body)["annotations"][adapters.ANNOTATION] == CANONICAL
 
 
@@ -154,7 +165,7 @@ def test_credentials_secret_ref_is_used(httpserver, hook):
 
 def test_empty_adapter_list_is_a_known_empty_annotation(httpserver, hook):
     serve_api(httpserver, [])
-    assert discover(hook, request(secret(url_of(httpserver))))["annotations"] == {adapters.ANNOTATION: "[]"}
+    assert discover(hook, request(secret(url_of(httpserver))))["annotations"][adapters.ANNOTATION] == "[]"
 
 
 @pytest.mark.parametrize(("interval", "seconds"), [("1m30s", 90.0), ("soon", 30.0), ("-5s", 30.0)])
@@ -162,20 +173,25 @@ def test_polling_interval_sets_resync(httpserver, hook, interval, seconds):
     serve_api(httpserver)
     extra = {"adapterDiscovery": {"pollingInterval": interval}}
     assert discover(hook, request(secret(url_of(httpserver)), spec_extra=extra))["resyncAfterSeconds"] == seconds
-    assert discover(hook, request(spec_extra=extra)) == {"attachments": [], "resyncAfterSeconds": seconds}
+    failed = discover(hook, request(spec_extra=extra))
+    assert failed["resyncAfterSeconds"] == seconds and adapters.ANNOTATION not in failed["annotations"]
 
 
 # --- failures keep the current annotation ------------------------------------------------------
 
-def assert_kept(body: dict) -> None:
-    assert "annotations" not in body
-    assert "status" not in body
-    assert body == KEPT
+def assert_kept(body: dict, reason: str | None = None) -> None:
+    """Adapter state untouched (no adapters annotation), no status; the state says why."""
+    assert adapters.ANNOTATION not in body["annotations"]
+    assert "status" not in body and body["attachments"] == []
+    state = controlplane.read_state(body["annotations"])
+    assert state is not None and not state.polling
+    if reason is not None:
+        assert state.reason == reason, state
 
 
 def test_no_secret_keeps_state_and_calls_nothing(httpserver, hook):
     serve_api(httpserver)
-    assert_kept(discover(hook, request()))
+    assert_kept(discover(hook, request()), controlplane.CREDENTIALS_MISSING)
     assert httpserver.log == []
 
 
@@ -197,23 +213,23 @@ def test_secret_value_not_base64_keeps_state(httpserver, hook):
 
 
 def test_refused_login_keeps_state(httpserver, hook):
-    httpserver.expect_request(discovery.LOGIN_PATH, method="POST").respond_with_json(
+    httpserver.expect_request(api.LOGIN_PATH, method="POST").respond_with_json(
         {"code": "UNAUTHORIZED", "message": "invalid credentials"}, status=401)
-    assert_kept(discover(hook, request(secret(url_of(httpserver)))))
-    assert calls(httpserver, discovery.ADAPTERS_PATH) == []
+    assert_kept(discover(hook, request(secret(url_of(httpserver)))), controlplane.CREDENTIALS_REFUSED)
+    assert calls(httpserver, api.ADAPTERS_PATH) == []
 
 
 def test_login_without_token_keeps_state(httpserver, hook):
-    httpserver.expect_request(discovery.LOGIN_PATH, method="POST").respond_with_json({"token": "x"})
+    httpserver.expect_request(api.LOGIN_PATH, method="POST").respond_with_json({"token": "x"})
     assert_kept(discover(hook, request(secret(url_of(httpserver)))))
-    assert calls(httpserver, discovery.ADAPTERS_PATH) == []
+    assert calls(httpserver, api.ADAPTERS_PATH) == []
 
 
 def test_adapters_server_error_keeps_state(httpserver, hook):
     serve_login(httpserver)
-    httpserver.expect_request(discovery.ADAPTERS_PATH).respond_with_json({"code": "INTERNAL"}, status=500)
+    httpserver.expect_request(api.ADAPTERS_PATH).respond_with_json({"code": "INTERNAL"}, status=500)
     assert_kept(discover(hook, request(secret(url_of(httpserver)))))
-    assert len(calls(httpserver, discovery.ADAPTERS_PATH)) == 1
+    assert len(calls(httpserver, api.ADAPTERS_PATH)) == 1
 
 
 @pytest.mark.parametrize("payload", [
@@ -224,9 +240,9 @@ def test_adapters_server_error_keeps_state(httpserver, hook):
 ])
 def test_adapters_body_of_the_wrong_shape_keeps_state(httpserver, hook, payload):
     serve_login(httpserver)
-    httpserver.expect_request(discovery.ADAPTERS_PATH).respond_with_data(payload, content_type="application/json")
+    httpserver.expect_request(api.ADAPTERS_PATH).respond_with_data(payload, content_type="application/json")
     assert_kept(discover(hook, request(secret(url_of(httpserver)))))
-    assert len(calls(httpserver, discovery.ADAPTERS_PATH)) == 1
+    assert len(calls(httpserver, api.ADAPTERS_PATH)) == 1
 
 
 def closed_port() -> int:
@@ -237,7 +253,7 @@ def closed_port() -> int:
 
 def test_connection_refused_keeps_state(hook):
     started = time.monotonic()
-    assert_kept(discover(hook, request(secret(f"http://127.0.0.1:{closed_port()}"))))
+    assert_kept(discover(hook, request(secret(f"http://127.0.0.1:{closed_port()}"))), controlplane.UNREACHABLE)
     assert time.monotonic() - started < 5
 
 
@@ -260,7 +276,7 @@ def hang(release: threading.Event, seconds: float = 8.0):
 
 def test_hanging_login_answers_within_five_seconds(httpserver, release):
     # The production timeouts, not test ones: the bound must hold as shipped.
-    httpserver.expect_request(discovery.LOGIN_PATH, method="POST").respond_with_handler(hang(release))
+    httpserver.expect_request(api.LOGIN_PATH, method="POST").respond_with_handler(hang(release))
     started = time.monotonic()
     body = discover(make_client(), request(secret(url_of(httpserver))))
     assert time.monotonic() - started < 5
@@ -269,7 +285,7 @@ def test_hanging_login_answers_within_five_seconds(httpserver, release):
 
 def test_hanging_adapters_answers_within_five_seconds(httpserver, release):
     serve_login(httpserver)
-    httpserver.expect_request(discovery.ADAPTERS_PATH).respond_with_handler(hang(release))
+    httpserver.expect_request(api.ADAPTERS_PATH).respond_with_handler(hang(release))
     started = time.monotonic()
     body = discover(make_client(), request(secret(url_of(httpserver))))
     assert time.monotonic() - started < 5
@@ -282,13 +298,13 @@ def test_total_deadline_shortens_later_calls(httpserver, release):
     def slow_login(_request):
         release.wait(1.3)
         return Response(json.dumps({"access_token": TOKEN, "expires_in": 900}), content_type="application/json")
-    httpserver.expect_request(discovery.LOGIN_PATH, method="POST").respond_with_handler(slow_login)
-    httpserver.expect_request(discovery.ADAPTERS_PATH).respond_with_handler(hang(release))
+    httpserver.expect_request(api.LOGIN_PATH, method="POST").respond_with_handler(slow_login)
+    httpserver.expect_request(api.ADAPTERS_PATH).respond_with_handler(hang(release))
     started = time.monotonic()
     body = discover(make_client(budget=3.0), request(secret(url_of(httpserver))))
     elapsed = time.monotonic() - started
     assert_kept(body)
-    assert len(calls(httpserver, discovery.LOGIN_PATH, "POST")) == 1
+    assert len(calls(httpserver, api.LOGIN_PATH, "POST")) == 1
     assert 1.3 <= elapsed < 3.0
 
 
@@ -298,13 +314,13 @@ def test_token_is_reused_across_calls(httpserver, hook):
     serve_api(httpserver)
     for _ in range(2):
         assert discover(hook, request(secret(url_of(httpserver))))["annotations"][adapters.ANNOTATION] == CANONICAL
-    assert len(calls(httpserver, discovery.LOGIN_PATH, "POST")) == 1
-    assert len(calls(httpserver, discovery.ADAPTERS_PATH)) == 2
+    assert len(calls(httpserver, api.LOGIN_PATH, "POST")) == 1
+    assert len(calls(httpserver, api.ADAPTERS_PATH)) == 2
 
 
 def test_token_is_renewed_after_eighty_percent_of_its_lifetime(httpserver):
     serve_login(httpserver, expires_in=100)
-    httpserver.expect_request(discovery.ADAPTERS_PATH).respond_with_json(ADAPTERS)
+    httpserver.expect_request(api.ADAPTERS_PATH).respond_with_json(ADAPTERS)
     clock = Clock()
     hook = make_client(clock)
     body = request(secret(url_of(httpserver)))
@@ -312,67 +328,99 @@ def test_token_is_renewed_after_eighty_percent_of_its_lifetime(httpserver):
     discover(hook, body)
     clock.now += 79
     discover(hook, body)
-    assert len(calls(httpserver, discovery.LOGIN_PATH, "POST")) == 1
+    assert len(calls(httpserver, api.LOGIN_PATH, "POST")) == 1
     clock.now += 2                       # 81 s: past 80% of 100 s
     discover(hook, body)
-    assert len(calls(httpserver, discovery.LOGIN_PATH, "POST")) == 2
+    assert len(calls(httpserver, api.LOGIN_PATH, "POST")) == 2
 
 
 def test_tokens_are_per_server_and_user(httpserver, hook):
     serve_api(httpserver)
     discover(hook, request(secret(url_of(httpserver))))
     discover(hook, request(secret(url_of(httpserver), username="someone-else")))
-    assert [req.get_json()["username"] for req in calls(httpserver, discovery.LOGIN_PATH, "POST")] == ["admin", "someone-else"]
+    assert [req.get_json()["username"] for req in calls(httpserver, api.LOGIN_PATH, "POST")] == ["admin", "someone-else"]
 
 
 def test_rejected_token_means_one_new_login_then_success(httpserver, hook):
     serve_login(httpserver, token="old", oneshot=True)     # oneshot handlers win while they last
     serve_login(httpserver, token="new")
-    httpserver.expect_request(discovery.ADAPTERS_PATH, headers={"Authorization": "Bearer old"}).respond_with_json(
+    httpserver.expect_request(api.ADAPTERS_PATH, headers={"Authorization": "Bearer old"}).respond_with_json(
         {"code": "UNAUTHORIZED"}, status=401)
-    httpserver.expect_request(discovery.ADAPTERS_PATH, headers={"Authorization": "Bearer new"}).respond_with_json(ADAPTERS)
+    httpserver.expect_request(api.ADAPTERS_PATH, headers={"Authorization": "Bearer new"}).respond_with_json(ADAPTERS)
 
     assert discover(hook, request(secret(url_of(httpserver))))["annotations"][adapters.ANNOTATION] == CANONICAL
-    assert len(calls(httpserver, discovery.LOGIN_PATH, "POST")) == 2
-    assert len(calls(httpserver, discovery.ADAPTERS_PATH)) == 2
+    assert len(calls(httpserver, api.LOGIN_PATH, "POST")) == 2
+    assert len(calls(httpserver, api.ADAPTERS_PATH)) == 2
     # The new token is the one cached.
     discover(hook, request(secret(url_of(httpserver))))
-    assert len(calls(httpserver, discovery.LOGIN_PATH, "POST")) == 2
+    assert len(calls(httpserver, api.LOGIN_PATH, "POST")) == 2
 
 
 def test_token_rejected_twice_gives_up_after_one_retry(httpserver, hook):
     serve_login(httpserver)
-    httpserver.expect_request(discovery.ADAPTERS_PATH).respond_with_json({"code": "UNAUTHORIZED"}, status=401)
+    httpserver.expect_request(api.ADAPTERS_PATH).respond_with_json({"code": "UNAUTHORIZED"}, status=401)
     assert_kept(discover(hook, request(secret(url_of(httpserver)))))
-    assert len(calls(httpserver, discovery.LOGIN_PATH, "POST")) == 2
-    assert len(calls(httpserver, discovery.ADAPTERS_PATH)) == 2
+    assert len(calls(httpserver, api.LOGIN_PATH, "POST")) == 2
+    assert len(calls(httpserver, api.ADAPTERS_PATH)) == 2
 
 
-# --- NFS portmapper ------------------------------------------------------------------------------
+# --- NFS portmapper (an admin write, due once per NFS adapter) --------------------------------------
 
 def serve_settings(httpserver, enabled: bool, patch_status: int = 200):
-    httpserver.expect_request(discovery.NFS_SETTINGS_PATH, method="GET").respond_with_json(
-        {"port": 12049, discovery.PORTMAPPER_FIELD: enabled})
-    httpserver.expect_request(discovery.NFS_SETTINGS_PATH, method="PATCH").respond_with_json(
-        {discovery.PORTMAPPER_FIELD: True}, status=patch_status)
+    httpserver.expect_request(api.NFS_SETTINGS_PATH, method="GET").respond_with_json(
+        {"port": 12049, api.PORTMAPPER_FIELD: enabled})
+    httpserver.expect_request(api.NFS_SETTINGS_PATH, method="PATCH").respond_with_json(
+        {api.PORTMAPPER_FIELD: True}, status=patch_status)
+    httpserver.expect_request(api.ADAPTERS_PATH + "/nfs", method="PUT").respond_with_json(ADAPTERS[1])
 
 
-def test_portmapper_is_enabled_once_when_nfs_reports_it_off(httpserver, hook):
+def due(httpserver, *extra: dict) -> dict:
+    """A request whose portmapper check is due, with the admin's bootstrap Secret."""
+    return request(secret(url_of(httpserver), username="poller"),
+                   secret(None, name=ADMIN_SECRET, username="admin", password="adm1n"), *extra, applied=None)
+
+
+def logins(httpserver) -> list[str]:
+    return [req.get_json()["username"] for req in calls(httpserver, api.LOGIN_PATH, "POST")]
+
+
+def test_portmapper_is_enabled_once_as_admin_when_nfs_reports_it_off(httpserver, hook):
     serve_api(httpserver)
     serve_settings(httpserver, enabled=False)
-    body = discover(hook, request(secret(url_of(httpserver))))
+    body = discover(hook, due(httpserver))
     assert body["annotations"][adapters.ANNOTATION] == CANONICAL
-    patches = calls(httpserver, discovery.NFS_SETTINGS_PATH, "PATCH")
-    assert [req.get_json() for req in patches] == [{discovery.PORTMAPPER_FIELD: True}]
-    assert patches[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    patches = calls(httpserver, api.NFS_SETTINGS_PATH, "PATCH")
+    assert [req.get_json() for req in patches] == [{api.PORTMAPPER_FIELD: True}]
+    assert logins(httpserver) == ["poller", "admin"]   # the polling account, then admin for the write
+    # DittoFS starts the portmapper with the adapter: it is restarted once.
+    restarts = calls(httpserver, api.ADAPTERS_PATH + "/nfs", "PUT")
+    assert [req.get_json() for req in restarts] == [{"enabled": False}, {"enabled": True}]
+    assert controlplane.read_applied(body["annotations"]).portmapper == "nfs:12049"
+    # Recorded as done: the next poll reads the adapters only.
+    again = request(secret(url_of(httpserver)), applied=body["annotations"][controlplane.APPLIED_ANNOTATION])
+    before = len(httpserver.log)
+    discover(hook, again)
+    assert [req.path for req, _ in httpserver.log[before:]] == [api.ADAPTERS_PATH]
 
 
 def test_portmapper_left_alone_when_already_on(httpserver, hook):
     serve_api(httpserver)
     serve_settings(httpserver, enabled=True)
-    discover(hook, request(secret(url_of(httpserver))))
-    assert len(calls(httpserver, discovery.NFS_SETTINGS_PATH, "GET")) == 1
-    assert calls(httpserver, discovery.NFS_SETTINGS_PATH, "PATCH") == []
+    body = discover(hook, due(httpserver))
+    assert len(calls(httpserver, api.NFS_SETTINGS_PATH, "GET")) == 1
+    assert calls(httpserver, api.NFS_SETTINGS_PATH, "PATCH") == []
+    assert calls(httpserver, api.ADAPTERS_PATH + "/nfs", "PUT") == []   # nothing to restart for
+    assert controlplane.read_applied(body["annotations"]).portmapper == "nfs:12049"
+
+
+def test_a_new_nfs_port_checks_the_portmapper_again(httpserver, hook):
+    moved = [{**ADAPTERS[1], "port": 2049}, ADAPTERS[0]]
+    serve_api(httpserver, moved)
+    serve_settings(httpserver, enabled=True)
+    body = discover(hook, request(secret(url_of(httpserver)),
+                                  secret(None, name=ADMIN_SECRET, username="admin", password="adm1n")))
+    assert len(calls(httpserver, api.NFS_SETTINGS_PATH, "GET")) == 1
+    assert controlplane.read_applied(body["annotations"]).portmapper == "nfs:2049"
 
 
 @pytest.mark.parametrize("entries", [
@@ -383,27 +431,45 @@ def test_portmapper_left_alone_when_already_on(httpserver, hook):
 def test_portmapper_untouched_without_an_active_nfs_adapter(httpserver, hook, entries):
     serve_api(httpserver, entries)
     serve_settings(httpserver, enabled=False)
-    body = discover(hook, request(secret(url_of(httpserver))))
+    body = discover(hook, due(httpserver))
     assert body["annotations"][adapters.ANNOTATION] == adapters.canonical(adapters.parse_entries(json.dumps(entries)))
-    assert calls(httpserver, discovery.NFS_SETTINGS_PATH, "GET") == []
-    assert calls(httpserver, discovery.NFS_SETTINGS_PATH, "PATCH") == []
+    assert calls(httpserver, api.NFS_SETTINGS_PATH, "GET") == []
+    assert calls(httpserver, api.NFS_SETTINGS_PATH, "PATCH") == []
+    assert logins(httpserver) == ["poller"]   # the polling account only
 
 
-def test_failed_portmapper_patch_still_returns_the_annotation(httpserver, hook, caplog):
+def test_failed_portmapper_patch_still_returns_the_annotation_and_says_what_waits(httpserver, hook, caplog):
     serve_api(httpserver)
     serve_settings(httpserver, enabled=False, patch_status=500)
-    body = discover(hook, request(secret(url_of(httpserver))))
+    body = discover(hook, due(httpserver))
     assert body["annotations"][adapters.ANNOTATION] == CANONICAL
-    assert len(calls(httpserver, discovery.NFS_SETTINGS_PATH, "PATCH")) == 1
+    assert len(calls(httpserver, api.NFS_SETTINGS_PATH, "PATCH")) == 1
     assert any("portmapper" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    state = controlplane.read_state(body["annotations"])
+    assert state.reason == controlplane.ADMIN_WRITE_BLOCKED and state.polling
+    assert "enable the NFS portmapper waits: enable the NFS portmapper: HTTP 500" in state.message
+    assert controlplane.read_applied(body["annotations"]).portmapper is None   # due again next time
 
 
-def test_failed_settings_read_still_returns_the_annotation(httpserver, hook):
+def test_a_plain_text_403_is_read_and_the_write_waits_with_a_hint(httpserver, hook):
     serve_api(httpserver)
-    httpserver.expect_request(discovery.NFS_SETTINGS_PATH, method="GET").respond_with_data("nope", status=404)
-    body = discover(hook, request(secret(url_of(httpserver))))
+    httpserver.expect_request(api.NFS_SETTINGS_PATH, method="GET").respond_with_data(
+        "Admin access required\n", status=403, content_type="text/plain")
+    body = discover(hook, due(httpserver))
+    state = controlplane.read_state(body["annotations"])
+    assert state.reason == controlplane.ADMIN_WRITE_BLOCKED
+    assert "HTTP 403 (Admin access required)" in state.message
+    assert "identity.admin.passwordSecretRef" in state.message
+
+
+def test_no_admin_secret_means_the_write_waits_and_says_what_to_set(httpserver, hook):
+    serve_api(httpserver)
+    body = discover(hook, request(secret(url_of(httpserver)), applied=None))
     assert body["annotations"][adapters.ANNOTATION] == CANONICAL
-    assert calls(httpserver, discovery.NFS_SETTINGS_PATH, "PATCH") == []
+    state = controlplane.read_state(body["annotations"])
+    assert state.reason == controlplane.ADMIN_WRITE_BLOCKED
+    assert f"Secret {ADMIN_SECRET} not found" in state.message and "identity.admin.passwordSecretRef" in state.message
+    assert calls(httpserver, api.NFS_SETTINGS_PATH) == []
 
 
 # --- logs ----------------------------------------------------------------------------------------
@@ -413,7 +479,7 @@ def test_credentials_never_reach_the_log(httpserver, hook, caplog, setup):
     caplog.set_level(logging.DEBUG)
     url = url_of(httpserver)
     if setup == "login401":
-        httpserver.expect_request(discovery.LOGIN_PATH).respond_with_json({"code": "UNAUTHORIZED"}, status=401)
+        httpserver.expect_request(api.LOGIN_PATH).respond_with_json({"code": "UNAUTHORIZED"}, status=401)
     elif setup == "refused":
         url = f"http://127.0.0.1:{closed_port()}"
     elif setup == "dns":
@@ -422,9 +488,10 @@ def test_credentials_never_reach_the_log(httpserver, hook, caplog, setup):
         serve_login(httpserver)
         status, payload = {"adapters500": (500, {"code": "INTERNAL"}), "adapters_bad": (200, {"no": "list"}),
                            "bad_patch": (200, ADAPTERS)}[setup]
-        httpserver.expect_request(discovery.ADAPTERS_PATH).respond_with_json(payload, status=status)
+        httpserver.expect_request(api.ADAPTERS_PATH).respond_with_json(payload, status=status)
         serve_settings(httpserver, enabled=False, patch_status=500)
-    discover(hook, request(secret(url)))
+    admin = secret(None, name=ADMIN_SECRET, username="admin", password=PASSWORD)
+    discover(hook, request(secret(url), admin, applied=None if setup == "bad_patch" else PORTMAPPER_DONE))
 
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "hooks.dittofs.discovery"]
     assert len(warnings) == 1
@@ -440,17 +507,15 @@ def test_credentials_repr_hides_the_password():
 
 # --- customize -----------------------------------------------------------------------------------
 
-def test_customize_asks_for_the_generated_credentials_secret(hook):
-    response = hook.post("/discover/customize", json={"controller": {}, "parent": parent()})
+def test_customize_asks_for_the_admin_secret_and_the_polling_secret(hook):
+    bare = {**parent(), "spec": {"storage": {"metadataSize": "1Gi"}}}
+    response = hook.post("/discover/customize", json={"controller": {}, "parent": bare})
     assert response.status_code == 200
     assert response.get_json() == {"relatedResources": [
-        {"apiVersion": "v1", "resource": "secrets", "namespace": NAMESPACE, "names": [f"{NAME}-admin-bootstrap-credentials"]}]}
-
-
-def test_customize_asks_for_the_referenced_secret(hook):
-    ref = {"adapterDiscovery": {"credentialsSecretRef": {"name": "my-creds"}}}
-    response = hook.post("/discover/customize", json={"controller": {}, "parent": parent(ref)})
-    assert response.get_json()["relatedResources"][0]["names"] == ["my-creds"]
+        {"apiVersion": "v1", "resource": "secrets", "namespace": NAMESPACE, "names": [ADMIN_SECRET]}]}
+    response = hook.post("/discover/customize", json={"controller": {}, "parent": parent(
+        {"identity": {"admin": {"passwordSecretRef": {"name": "admin-now", "key": "pw"}}}})})
+    assert response.get_json()["relatedResources"][0]["names"] == ["admin-now", CREDS]
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -490,40 +555,37 @@ def test_server_url_trailing_slash_is_dropped():
     assert discovery.read_credentials(secret("http://h:1/ "), "s", "unused").url == "http://h:1"
 
 
-class Recorder(discovery.Client):
-    """A client that only records what it was asked to poll (no network)."""
-
-    def poll(self, creds, who):
-        self.seen = (creds, who)
-        raise discovery.Unavailable("not polled in this test")
-
-
-def test_default_url_uses_the_control_plane_port():
-    recorder = Recorder()
-    body = request(secret(None), spec_extra={"controlPlane": {"port": 9000}})
-    assert_kept(discovery.discover(body, recorder))
-    creds, who = recorder.seen
-    assert creds.url == "http://demo-api.ns.svc.cluster.local:9000"
-    assert who == "ns/demo"
+def test_default_url_uses_the_control_plane_port_and_the_template():
+    body = request(spec_extra={"controlPlane": {"port": 9000}})
+    assert discovery.Discovery().target(body).url == "http://demo-api.ns.svc.cluster.local:9000"
+    custom = discovery.Discovery(url_template="{scheme}://{name}-api.{namespace}.svc.example.org:{port}")
+    assert custom.target(body).url == "http://demo-api.ns.svc.example.org:9000"
 
 
 def test_answer_never_has_status():
-    assert discovery.answer(30.0) == KEPT
-    assert discovery.answer(30.0, "[]") == {"annotations": {adapters.ANNOTATION: "[]"}, **KEPT}
+    target = discovery.Discovery().target(request())
+    outcome = discovery.Outcome(controlplane.State("Unreachable", "x"), controlplane.Applied())
+    assert set(discovery.answer(target, outcome)) == {"annotations", "attachments", "resyncAfterSeconds"}
+    assert adapters.ANNOTATION not in discovery.answer(target, outcome)["annotations"]
+    outcome.entries = []
+    assert discovery.answer(target, outcome)["annotations"][adapters.ANNOTATION] == "[]"
 
 
 def test_token_cache_expiry_and_drop():
     clock = Clock()
-    cache = discovery.TokenCache(clock=clock)
-    cache.put(("u", "a"), "t1", 10)
+    cache = api.TokenCache(clock=clock)
+    cache.put(("u", "a"), "t1", "r1", 10)
     clock.now += 7.9
-    assert cache.get(("u", "a")) == "t1"
+    assert cache.access(("u", "a")) == "t1"
     cache.drop(("u", "a"), "other")          # not the cached token: kept
-    assert cache.get(("u", "a")) == "t1"
+    assert cache.access(("u", "a")) == "t1"
     cache.drop(("u", "a"), "t1")
     assert cache.get(("u", "a")) is None
-    cache.put(("u", "a"), "t2", 10)
+    cache.put(("u", "a"), "t2", "r2", 10)
     clock.now += 8.0
+    assert cache.access(("u", "a")) is None       # past 80%: renew ...
+    assert cache.get(("u", "a")).refresh == "r2"  # ... with the refresh token, for a while
+    clock.now += 10
     assert cache.get(("u", "a")) is None
-    cache.put(("u", "a"), "t3", 0)           # unknown lifetime: not cached
-    assert cache.get(("u", "a")) is None
+    cache.put(("u", "a"), "t3", None, 0)     # unknown lifetime: good for no later poll
+    assert cache.access(("u", "a")) is None

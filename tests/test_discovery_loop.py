@@ -8,6 +8,7 @@ import json
 import pytest
 from werkzeug import Response
 
+from hooks.dittofs import client as api
 from hooks.dittofs import discovery
 from hooks.web import app, settings
 from tests import factory as f
@@ -27,10 +28,10 @@ class DittoFS:
         self.server = httpserver
         self.adapters: list[dict] = []
         self.failing = False
-        httpserver.expect_request(discovery.LOGIN_PATH, method="POST").respond_with_json(
+        httpserver.expect_request(api.LOGIN_PATH, method="POST").respond_with_json(
             {"access_token": "tok", "expires_in": 900, "token_type": "Bearer"})
-        httpserver.expect_request(discovery.ADAPTERS_PATH, method="GET").respond_with_handler(self.list_adapters)
-        httpserver.expect_request(discovery.NFS_SETTINGS_PATH).respond_with_json({"portmapper_enabled": True})
+        httpserver.expect_request(api.ADAPTERS_PATH, method="GET").respond_with_handler(self.list_adapters)
+        httpserver.expect_request(api.NFS_SETTINGS_PATH).respond_with_json({"portmapper_enabled": True})
 
     def list_adapters(self, request):
         if self.failing:
@@ -40,8 +41,8 @@ class DittoFS:
 
 @pytest.fixture
 def hook():
-    client = discovery.Client(connect_timeout=0.5, read_timeout=1.0, budget=2.0)
-    return app.create_app(settings.Settings(), discovery_client=client).test_client()
+    found = discovery.Discovery(api.Client(connect_timeout=0.5, read_timeout=1.0, budget=2.0))
+    return app.create_app(settings.Settings(), discovery_client=found).test_client()
 
 
 def poll(hook, loop: Loop, creds: dict) -> None:

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from hooks.dittofs import config, layout
-from tests import factory, realdfs, servers
+from tests import factory, realdfs, worlds
 
 pytestmark = pytest.mark.dittofs
 
@@ -156,60 +156,38 @@ def test_postgres_database_keeps_users_across_a_restart(tmp_path, postgres):
 
 # --- discovery and sync against the real API ----------------------------------------------------
 
-def _discover(hook_url: str, parent: dict, creds: dict) -> dict:
-    request = {"controller": {}, "object": parent, "attachments": {},
-               "related": {"Secret.v1": {creds["metadata"]["name"]: creds}}}
-    found = requests.post(hook_url + "/discover", json=request, timeout=15)
-    assert found.status_code == 200, found.text
-    return found.json()
-
-
-def _sync(hook_url: str, parent: dict) -> dict:
-    found = requests.post(hook_url + "/sync", json=factory.request(parent), timeout=15)
-    assert found.status_code == 200, found.text
-    return found.json()
-
-
 def test_discovered_adapters_become_ports_and_services_and_stopping_one_removes_them(tmp_path):
-    response = answer(factory.SPEC)
-    username, password = _bootstrap(response)
-    with realdfs.running(realdfs.pod_of(response), tmp_path) as server, servers.gunicorn() as (hook, _):
-        admin = {"Authorization": f"Bearer {server.login(username, password)['access_token']}"}
-        # DittoFS starts NFS (12049) and SMB (1445); add one more through the API.
-        parent = factory.parent()
-        creds = secret(f"demo-{layout.ADMIN_SUFFIX}", username=username, password=password,
-                       **{"server-url": server.url()})
-        seen = json.loads(_discover(hook, parent, creds)["annotations"]["dittofs.io/adapters"])
+    with worlds.world(tmp_path) as w:
+        admin = w.admin()
+        # DittoFS starts NFS (12049) and SMB (1445) on its first boot.
+        seen = json.loads(w.discover()["annotations"]["dittofs.io/adapters"])
         assert {(a["type"], a["port"]) for a in seen} == {("nfs", 12049), ("smb", 1445)}
-        parent["metadata"]["annotations"]["dittofs.io/adapters"] = json.dumps(seen)
-        synced = _sync(hook, parent)
+        synced = w.sync()
         assert {"adapter-nfs", "adapter-smb"} <= set(factory.port_names(synced))
         assert {"demo-adapter-nfs", "demo-adapter-smb"} <= set(factory.names_of(synced, "Service"))
-        # The portmapper step of discovery turned it on for real.
-        settings = requests.get(server.url() + "/api/v1/adapters/nfs/settings", headers=admin, timeout=5).json()
-        assert settings["portmapper_enabled"] is True
 
-        stopped = requests.put(server.url() + "/api/v1/adapters/smb", headers=admin, json={"enabled": False},
+        stopped = requests.put(w.server.url() + "/api/v1/adapters/smb", headers=admin, json={"enabled": False},
                                timeout=10)
         assert stopped.status_code == 200, stopped.text
-        seen = json.loads(_discover(hook, parent, creds)["annotations"]["dittofs.io/adapters"])
+        seen = json.loads(w.discover()["annotations"]["dittofs.io/adapters"])
         assert [(a["type"], a["enabled"] and a["running"]) for a in seen] == [("nfs", True), ("smb", False)]
-        parent["metadata"]["annotations"]["dittofs.io/adapters"] = json.dumps(seen)
-        synced = _sync(hook, parent)
+        synced = w.sync()
         assert "adapter-smb" not in factory.port_names(synced)
         assert "demo-adapter-smb" not in factory.names_of(synced, "Service")
         assert "demo-adapter-nfs" in factory.names_of(synced, "Service")
 
-        # Removed, then created again on another port: the new port is what reaches the pod.
-        assert requests.delete(server.url() + "/api/v1/adapters/smb", headers=admin, timeout=10).status_code in (200, 204)
-        created = requests.post(server.url() + "/api/v1/adapters", headers=admin, timeout=10,
+        # Removed, then created again on another port through the API: the new port reaches the
+        # pod and the adapter's Service.
+        assert requests.delete(w.server.url() + "/api/v1/adapters/smb", headers=admin, timeout=10).status_code in (200, 204)
+        created = requests.post(w.server.url() + "/api/v1/adapters", headers=admin, timeout=10,
                                 json={"type": "smb", "enabled": True, "port": 1446})
         assert created.status_code == 201, created.text
-        seen = json.loads(_discover(hook, parent, creds)["annotations"]["dittofs.io/adapters"])
+        seen = json.loads(w.discover()["annotations"]["dittofs.io/adapters"])
         assert {(a["type"], a["port"], a["running"]) for a in seen} == {("nfs", 12049, True), ("smb", 1446, True)}
-        parent["metadata"]["annotations"]["dittofs.io/adapters"] = json.dumps(seen)
-        synced = _sync(hook, parent)
+        synced = w.sync()
         assert {"name": "adapter-smb", "containerPort": 1446, "protocol": "TCP"} in factory.container_ports(synced)
+        service = factory.child(synced, "Service", "demo-adapter-smb")
+        assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"] if p["name"] == "adapter-smb"] == [(1446, 1446)]
 
 
 def test_building_dfs_without_go_is_a_clear_error(tmp_path):

@@ -29,7 +29,9 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from hooks.dittofs import client as api
 from hooks.dittofs import discovery
+from hooks.request import adapters
 from hooks.web import app as hook_app, settings as hook_settings
 from tests import factory as f
 from tests.harness import Loop
@@ -106,12 +108,14 @@ def closed_port() -> int:
     return sock.getsockname()[1]
 
 
-def guarded_client() -> discovery.Client:
-    session = discovery.new_session()
+def guarded_client() -> discovery.Discovery:
+    session = api.new_session()
     session.trust_env = False           # no proxy, no netrc from the environment
     for prefix in ("http://", "https://"):
         session.mount(prefix, LoopbackOnly(max_retries=0))
-    return discovery.Client(session=session, connect_timeout=0.2, read_timeout=0.2, budget=0.5)
+    # The API Services are looked for on a loopback port where nothing listens.
+    return discovery.Discovery(api.Client(session=session, connect_timeout=0.2, read_timeout=0.2, budget=0.5),
+                               url_template=f"http://127.0.0.1:{closed_port()}")
 
 
 @functools.cache
@@ -421,7 +425,7 @@ def test_mutated_discover_requests_never_5xx_and_never_leave_the_machine(data):
         if resp.status_code == 200 and route == "/discover":
             # Nothing answers on 127.0.0.1:closed_port and nothing else is reachable: every poll
             # fails, so the annotation is left alone; the resync is a real positive number.
-            assert "annotations" not in answer, path
+            assert adapters.ANNOTATION not in answer["annotations"], path
             assert answer["attachments"] == []
             resync = answer["resyncAfterSeconds"]
             assert isinstance(resync, (int, float)) and math.isfinite(resync) and resync > 0, (path, resync)
@@ -564,7 +568,7 @@ def test_a_referenced_secret_with_unreadable_data_is_refused(value):
     assert resp.status_code == 422 and checked(resp, "/sync")["error"]["code"] == "InvalidRelated"
 
 
-# --- discovery: regressions found by the fuzzer (fixes in hooks/discovery.py) ---------------------
+# --- discovery: regressions found by the fuzzer (fixes in hooks/dittofs/discovery.py) ---------------------
 
 def discover_with(key: str, value: str, base: str = "generated") -> object:
     req = discover_bases(closed_port())[base]
@@ -579,15 +583,15 @@ def discover_with(key: str, value: str, base: str = "generated") -> object:
 def test_discovery_with_a_non_ascii_secret_value_fails_the_poll_not_the_call(key, value):
     """base64.b64decode raises a plain ValueError for non-ASCII text: a failed poll, not a 500."""
     status, answer = discover_with(key, value)
-    assert status == 200 and "annotations" not in answer
+    assert status == 200 and adapters.ANNOTATION not in answer["annotations"]
 
 
 @pytest.mark.parametrize("url", ["http://[::1", "http://[127.0.0.1]/", "https://[zz::1]:80", "http://ex\uff0fample.com",
                                  "http://a\u2100b/", "http://127.0.0.1:99999", "http://:80", "http://127.0.0.1\x00/"])
 def test_discovery_with_an_unparsable_server_url_fails_the_poll_not_the_call(url):
     """urlsplit raises ValueError for bad IPv6 brackets and NFKC-unsafe netlocs: a failed poll, not a 500."""
-    status, answer = discover_with("server-url", b64(url))
-    assert status == 200 and "annotations" not in answer
+    status, answer = discover_with("server-url", b64(url), base="named")
+    assert status == 200 and adapters.ANNOTATION not in answer["annotations"]
 
 
 @pytest.mark.parametrize("interval", ["9" * 400 + "h", "2562048h", "99999999999999999999s"])
@@ -623,4 +627,4 @@ def test_discover_edge_values_at_sensitive_paths(path):
             resp = post(clients()["dynamic-apply"], route, body)
             answer = checked(resp, route)
             if resp.status_code == 200 and route == "/discover":
-                assert "annotations" not in answer and answer["resyncAfterSeconds"] > 0
+                assert adapters.ANNOTATION not in answer["annotations"] and answer["resyncAfterSeconds"] > 0

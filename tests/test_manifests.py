@@ -402,6 +402,11 @@ def _with(path: str, value) -> dict:
         pytest.param(_with("terminationGracePeriodSeconds", 30), id="grace-below-36"),
         pytest.param(_with("logging.level", "TRACE"), id="logging-level"),
         pytest.param(_with("metrics.path", "metrics"), id="metrics-path-relative"),
+        pytest.param(_with("snapshotPolicies", [{"share": "/a"}]), id="snapshot-policy-without-interval"),
+        pytest.param(_with("snapshotPolicies", [{"share": "/a", "interval": "1h", "keepLast": -1}]),
+                     id="snapshot-policy-keepLast-negative"),
+        pytest.param(_with("snapshotPolicies", [{"share": "/a", "interval": "1h", "namePrefix": "a b"}]),
+                     id="snapshot-policy-namePrefix"),
         pytest.param(_with("storage.contentSize", "1.5Ti"), id="contentSize-fraction"),
         pytest.param({"storage": {"contentSize": "5Gi"}}, id="metadataSize-missing"),
         pytest.param({"image": "x"}, id="storage-missing"),
@@ -576,7 +581,6 @@ UNSUPPORTED_CASES = {
     "metrics.bearerTokenSecret": ({"name": "tok", "key": "token"}, None),
     "metrics.serviceMonitor": ({"enabled": True, "interval": "30s"}, {"enabled": False}),
     "percona": ({"enabled": True}, {"enabled": False}),
-    "snapshotPolicies": ([{"share": "/a", "interval": "24h"}], []),
 }
 
 
@@ -661,9 +665,13 @@ def test_decorator_controller():
     dc = _one("DecoratorController")
     assert dc["apiVersion"] == "metacontroller.k8s.io/v1alpha1"
     spec = dc["spec"]
-    assert spec["resources"] == [{"apiVersion": f"{GROUP}/{VERSION}", "resource": PLURAL}]
-    assert not spec.get("attachments")
-    assert spec["resyncPeriodSeconds"] == 30
+    # A status write of the CompositeController must not poll DittoFS again.
+    assert spec["resources"] == [{"apiVersion": f"{GROUP}/{VERSION}", "resource": PLURAL, "ignoreStatusChanges": True}]
+    # The operator account's Secret is an attachment, updated in place.
+    assert spec["attachments"] == [{"apiVersion": "v1", "resource": "secrets", "updateStrategy": {"method": "InPlace"}}]
+    # The hook's resyncAfterSeconds (the polling interval, default 30 s) is the timer; this
+    # safety net is well above it, so the two do not both fire every interval.
+    assert spec["resyncPeriodSeconds"] >= 10 * 30
     hooks = _hooks_of(dc)
     assert set(hooks) == {"sync", "customize"}
     _check_hook(hooks["sync"], "/discover")

@@ -5,7 +5,7 @@ otherwise it is copied from the parent's current status, so a resync never rewri
 """
 from datetime import datetime
 
-from hooks.request import context, names, observed, ports
+from hooks.request import context, controlplane, names, observed, ports
 
 
 def _time(now: datetime) -> str:
@@ -26,8 +26,8 @@ class Conditions:
         self.now = now
         self.items: list[dict] = []
 
-    def add(self, type_: str, true: bool, reason: str, message: str) -> None:
-        status = "True" if true else "False"
+    def add(self, type_: str, true: bool | None, reason: str, message: str) -> None:
+        status = "Unknown" if true is None else "True" if true else "False"
         before = self.previous.get(type_, {})
         since = before.get("lastTransitionTime")
         if before.get("status") != status or not isinstance(since, str):
@@ -58,6 +58,14 @@ def rollout(sts: dict | None, desired: int, ready: int) -> tuple[bool, str, str]
     return False, "Stable", f"{ready}/{desired} replicas ready"
 
 
+def authenticated(ctx: context.Context) -> tuple[bool | None, str, str]:
+    """The `Authenticated` condition from what the discovery hook reported of the control plane."""
+    state = controlplane.read_state(observed.dig(ctx.parent, "metadata", "annotations"))
+    if state is None:
+        return None, "NotReported", f"the discovery hook has not reported on the control plane yet ({controlplane.STATE_ANNOTATION})"
+    return state.polling, state.reason, state.message
+
+
 def applied_adapters(ctx: context.Context, plan: ports.Plan) -> list[dict]:
     """Adapters in effect: from the plan when state is known, else from the kept Services."""
     if ctx.state.known:
@@ -86,6 +94,7 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
     conditions.add("Available", desired > 0 and available >= desired, current, f"{available}/{desired} replicas available")
     conditions.add("Progressing", *rollout(sts, desired, ready))
     conditions.add("AdaptersKnown", ctx.state.known, ctx.state.reason, ctx.state.message)
+    conditions.add("Authenticated", *authenticated(ctx))
     if plan.conflicts:
         conditions.add("PortConflict", True, "PortsLeftOut", "; ".join(plan.conflicts))
     if storage_drift:

@@ -1,76 +1,91 @@
-"""Adapter discovery: ask a running DittoFS which protocol adapters it serves, and write the
-answer into the parent's `dittofs.io/adapters` annotation (a DecoratorController sync hook).
+"""Adapter discovery, a DecoratorController sync hook on `DittoServer`: ask a running DittoFS
+which protocol adapters it serves, with the least privilege that works, and write what it found
+into the parent's annotations.
 
-That annotation is the sync hook's input (contract sections 2 and 7), so a failed poll must
-never change it: every failure answers without an `annotations` key, which Metacontroller
-reads as "leave the current value". This is the only module that does network I/O. Deciding
-which Secret, which URL, which credentials and which answer are plain functions beside it.
+- Polling reads with an `operator`-role account, `k8s-operator`, that the hook provisions
+  itself and keeps in the attachment Secret `{p}-operator-credentials` (the Go operator's layout).
+  A user-given `adapterDiscovery.credentialsSecretRef` wins: then nothing is provisioned.
+- Admin credentials (`identity.admin.passwordSecretRef`, else the bootstrap Secret) are used only
+  for a write that is due: (re)provisioning the account, turning on the NFS portmapper, applying a
+  snapshot policy that changed. A steady state never logs in as admin.
+- Annotations: `dittofs.io/adapters` (only from a successful poll: a failed one never changes
+  adapter state), `dittofs.io/control-plane` (the state, for the `Authenticated` condition) and
+  `dittofs.io/applied` (which admin writes are done, so a steady state repeats none).
+- Metacontroller deletes an attachment the answer leaves out, so every answer carries the
+  observed one forward; a random password is made only while none exists.
 """
 import base64
-import http.cookiejar
+import hashlib
+import json
 import logging
-import threading
-import time
-from dataclasses import dataclass, field
-from typing import Callable
+import secrets
+import string
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-import requests
-
-from hooks.dittofs import layout
-from hooks.request import adapters, observed, spec
+from hooks.dittofs import client, layout
+from hooks.request import adapters, controlplane, observed, spec
 
 log = logging.getLogger("hooks.dittofs.discovery")
 
-EXTENSION = "dittofs_discovery"          # the app's Client in flask's `app.extensions`
+EXTENSION = "dittofs_discovery"          # the app's Discovery in flask's `app.extensions`
 SERVER_URL_KEY = "server-url"
-LOGIN_PATH = "/api/v1/auth/login"
-ADAPTERS_PATH = "/api/v1/adapters"
-NFS_SETTINGS_PATH = f"/api/v1/adapters/{adapters.NFS}/settings"
-PORTMAPPER_FIELD = "portmapper_enabled"
-
-CONNECT_TIMEOUT = 1.5
-READ_TIMEOUT = 2.0
-BUDGET_SECONDS = 4.0           # the whole poll; Metacontroller abandons a hook call after 10 s
-MIN_CALL_SECONDS = 0.2         # a call with less time than this left cannot finish: not started
-PORTMAPPER_MIN_SECONDS = 1.0   # the optional step needs up to two calls; skipped when time is short
-TOKEN_REUSE_FRACTION = 0.8     # renew before expiry, so a token never dies between check and use
-
-TokenKey = tuple[str, str]     # (API URL, username)
+OPERATOR_ROLE = "operator"
+DEFAULT_URL_TEMPLATE = "{scheme}://{name}-api.{namespace}.svc.cluster.local:{port}"
+_ALPHABET = string.ascii_letters + string.digits
+Unavailable = client.Unavailable
+Credentials = client.Credentials
 
 
-class Unavailable(Exception):
-    """The poll failed. The message is safe to log: it never holds credentials, tokens or Secret data."""
+def random_password() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(32))
 
 
 # --- pure parts: what to ask, and what to answer ---------------------------------------------
 
 @dataclass(frozen=True)
-class Credentials:
+class Target:
+    """What one call is about, read from the request."""
+
+    name: str
+    namespace: str
+    spec: spec.DittoServerSpec
+    annotations: dict
+    related: object
+    attachment: dict | None      # the observed operator Secret
     url: str
-    username: str
-    password: str = field(repr=False)   # kept out of repr, so no log line or traceback shows it
 
     @property
-    def token_key(self) -> TokenKey:
-        return (self.url, self.username)
+    def who(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def operator_secret(self) -> str:
+        return f"{self.name}-{layout.OPERATOR_SUFFIX}"
 
 
-def secret_name(name: str, parsed: spec.DittoServerSpec) -> str:
-    """The credentials Secret: the one the spec names, else the generated admin credentials."""
+def credentials_secret(name: str, parsed: spec.DittoServerSpec) -> str | None:
+    """The user-given polling credentials Secret, if the spec names one."""
     ref = parsed.adapter_discovery.credentials_secret_ref
-    return ref.name if ref is not None else f"{name}-{layout.ADMIN_SUFFIX}"
+    return ref.name if ref is not None else None
 
 
-def default_url(name: str, namespace: str, port: int) -> str:
-    """The in-cluster address of the parent's API Service."""
-    return f"http://{name}-api.{namespace}.svc.cluster.local:{port}"
+def admin_secret(name: str, parsed: spec.DittoServerSpec) -> tuple[str, str | None]:
+    """(Secret, key of the password) of the admin credentials; key None: the bootstrap Secret."""
+    ref = parsed.identity.admin.password_secret_ref
+    return (ref.name, ref.key) if ref is not None else (f"{name}-{layout.ADMIN_SUFFIX}", None)
 
 
-def find_secret(related: object, name: str, namespace: str) -> dict | None:
-    """The related Secret called `name`; keys (name or namespace/name) are not trusted, metadata is."""
-    group = observed.dig(related, observed.SECRET, default={})
-    for obj in group.values() if isinstance(group, dict) else ():
+def default_url(name: str, namespace: str, port: int, template: str = DEFAULT_URL_TEMPLATE) -> str:
+    """The API Service's address (the template lets a cluster with another domain, or a test,
+    say where it is)."""
+    return template.format(scheme="http", name=name, namespace=namespace, port=port)
+
+
+def find_secret(group: object, name: str, namespace: str) -> dict | None:
+    """The Secret called `name` in a related or attachments map; keys are not trusted, metadata is."""
+    objects = observed.dig(group, observed.SECRET, default={})
+    for obj in objects.values() if isinstance(objects, dict) else ():
         meta = observed.dig(obj, "metadata", default={})
         if isinstance(meta, dict) and meta.get("name") == name and meta.get("namespace", namespace) == namespace:
             return obj
@@ -86,249 +101,298 @@ def _decoded(data: dict, secret: str, key: str) -> str | None:
             raise TypeError
         return base64.b64decode(raw, validate=True).decode()
     except (TypeError, ValueError):   # binascii.Error, UnicodeDecodeError, and non-ASCII text
-        raise Unavailable(f"Secret {secret} key {key} is not base64-encoded text") from None
+        raise Unavailable(f"Secret {secret} key {key} is not base64-encoded text", controlplane.CREDENTIALS_MISSING) from None
 
 
 def _checked_url(text: str, secret: str) -> str:
     try:
         parts = urlsplit(text)   # ValueError for "http://[::1" or a netloc unsafe under NFKC
     except ValueError:
-        raise Unavailable(f"Secret {secret} key {SERVER_URL_KEY} is not an http(s) URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Unavailable(f"Secret {secret} key {SERVER_URL_KEY} is not an http(s) URL")
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Unavailable(f"Secret {secret} key {SERVER_URL_KEY} is not an http(s) URL", controlplane.CREDENTIALS_MISSING)
     if parts.username or parts.password:
         # Credentials travel only in the login body; a URL may end up in a log line.
-        raise Unavailable(f"Secret {secret} key {SERVER_URL_KEY} must not carry credentials")
+        raise Unavailable(f"Secret {secret} key {SERVER_URL_KEY} must not carry credentials",
+                          controlplane.CREDENTIALS_MISSING)
     return text
 
 
-def read_credentials(found: dict | None, secret: str, fallback_url: str) -> Credentials:
-    """Username, password and API URL from the credentials Secret's `data`, or Unavailable."""
+def _data(found: dict | None, secret: str) -> dict:
     if found is None:
-        raise Unavailable(f"Secret {secret} not found among the related objects")
+        raise Unavailable(f"Secret {secret} not found", controlplane.CREDENTIALS_MISSING)
     data = found.get("data")
-    data = data if isinstance(data, dict) else {}
-    username = _decoded(data, secret, layout.USERNAME_KEY)
-    password = _decoded(data, secret, layout.PASSWORD_KEY)
-    for key, value in ((layout.USERNAME_KEY, username), (layout.PASSWORD_KEY, password)):
-        if not value:
-            raise Unavailable(f"Secret {secret} key {key} is missing or empty")
+    return data if isinstance(data, dict) else {}
+
+
+def _required(data: dict, secret: str, key: str) -> str:
+    value = _decoded(data, secret, key)
+    if not value:
+        raise Unavailable(f"Secret {secret} key {key} is missing or empty", controlplane.CREDENTIALS_MISSING)
+    return value
+
+
+def read_credentials(found: dict | None, secret: str, fallback_url: str) -> Credentials:
+    """Username, password and API URL from a credentials Secret's `data`, or Unavailable."""
+    data = _data(found, secret)
+    username, password = (_required(data, secret, key) for key in (layout.USERNAME_KEY, layout.PASSWORD_KEY))
     url = (_decoded(data, secret, SERVER_URL_KEY) or "").strip().rstrip("/")
     return Credentials(_checked_url(url, secret) if url else fallback_url, username, password)
 
 
-def answer(polling_seconds: float, annotation: str | None = None) -> dict:
-    """The decorator's answer. Without an annotation Metacontroller keeps the current value;
-    `status` is never set, because the CompositeController owns it."""
-    body: dict = {"attachments": [], "resyncAfterSeconds": polling_seconds}
-    if annotation is not None:
-        body["annotations"] = {adapters.ANNOTATION: annotation}
+def read_admin(target: Target, url: str) -> Credentials:
+    """The admin's credentials: the user's current password, else the bootstrap Secret's."""
+    secret, key = admin_secret(target.name, target.spec)
+    try:
+        data = _data(find_secret(target.related, secret, target.namespace), secret)
+        if key is not None:
+            return Credentials(url, layout.ADMIN_USER, _required(data, secret, key))
+        return Credentials(url, _required(data, secret, layout.USERNAME_KEY),
+                           _required(data, secret, layout.PASSWORD_KEY))
+    except Unavailable as exc:
+        raise Unavailable(f"no admin credentials: {exc} (set identity.admin.passwordSecretRef to a Secret "
+                          "with the admin's current password)", controlplane.ADMIN_CREDENTIALS_REFUSED) from None
+
+
+def operator_attachment(target: Target, password_b64: str, extra: dict | None = None) -> dict:
+    """The attachment Secret with the operator account; other keys of an observed one are kept."""
+    data = dict(extra or {})
+    data.update({layout.USERNAME_KEY: _b64(layout.OPERATOR_USER), layout.PASSWORD_KEY: password_b64,
+                 SERVER_URL_KEY: _b64(target.url)})
+    labels = {"app": "dittofs-server", "instance": target.name, "app.kubernetes.io/managed-by": "dittofs-hooks"}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": target.operator_secret, "namespace": target.namespace, "labels": labels},
+            "data": dict(sorted(data.items()))}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def policy_body(policy: spec.SnapshotPolicy) -> dict:
+    """The body of `PUT .../snapshot-policy` for a spec's policy (DittoFS's field names)."""
+    body: dict = {"interval": policy.interval, "enabled": policy.enabled}
+    if policy.keep_last is not None:
+        body["keep_last"] = policy.keep_last
+    if policy.ttl:
+        body["ttl"] = policy.ttl
+    if policy.name_prefix:
+        body["name_prefix"] = policy.name_prefix
     return body
 
 
-def _target(request: object, key: str) -> tuple[str, str, spec.DittoServerSpec]:
-    """(name, namespace, spec) of the DittoServer under `request[key]`, or a 4xx HookError."""
-    name, namespace, _, parsed = spec.read_parent(request, key)
-    return name, namespace, parsed
+def policy_digest(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
-# --- network parts ----------------------------------------------------------------------------
-
-class TokenCache:
-    """Access tokens by (API URL, username), reused until 80% of their lifetime has passed.
-
-    One per process, shared by the worker's threads; nothing but tokens is cached.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic, reuse_fraction: float = TOKEN_REUSE_FRACTION):
-        self._clock = clock
-        self._reuse_fraction = reuse_fraction
-        self._lock = threading.Lock()
-        self._tokens: dict[TokenKey, tuple[str, float]] = {}
-
-    def get(self, key: TokenKey) -> str | None:
-        with self._lock:
-            found = self._tokens.get(key)
-            if found is not None and self._clock() >= found[1]:
-                del self._tokens[key]
-                found = None
-        return found[0] if found else None
-
-    def put(self, key: TokenKey, token: str, expires_in: float) -> None:
-        if expires_in <= 0:
-            return   # lifetime unknown: good for this poll only
-        with self._lock:
-            self._tokens[key] = (token, self._clock() + self._reuse_fraction * expires_in)
-
-    def drop(self, key: TokenKey, token: str) -> None:
-        """Forget `token`, unless another thread already replaced it with a fresh one."""
-        with self._lock:
-            if self._tokens.get(key, ("",))[0] == token:
-                del self._tokens[key]
+def nfs_signature(entries: list[adapters.Entry]) -> str | None:
+    """`nfs:<port>` of the active NFS adapter: the portmapper is checked again when it changes."""
+    nfs = [a for a in adapters.active(entries) if a.is_nfs]
+    return f"{nfs[0].type}:{nfs[0].port}" if nfs else None
 
 
-def new_session() -> requests.Session:
-    session = requests.Session()
-    # Cookies would be state shared between parents and threads; the API needs none.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return session
+@dataclass
+class Outcome:
+    """What one poll found and did."""
+
+    state: controlplane.State
+    applied: controlplane.Applied
+    entries: list[adapters.Entry] | None = None    # None: adapter state not read
+    attachment: dict | None = None
+    notes: list[tuple[str, str]] = field(default_factory=list)   # (reason, text) of each write that waits
 
 
-def _bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+def answer(target: Target, outcome: Outcome) -> dict:
+    """The decorator's answer. `status` is never set: the CompositeController owns it."""
+    annotations = {controlplane.STATE_ANNOTATION: outcome.state.encode(),
+                   controlplane.APPLIED_ANNOTATION: outcome.applied.encode()}
+    if outcome.entries is not None:
+        annotations[adapters.ANNOTATION] = adapters.canonical(outcome.entries)
+    return {"annotations": annotations,
+            "attachments": [outcome.attachment] if outcome.attachment is not None else [],
+            "resyncAfterSeconds": target.spec.adapter_discovery.polling_seconds}
 
 
-def _cause(exc: requests.RequestException) -> str:
-    """The class name of the underlying failure (NameResolutionError, ...): names only, no values."""
-    reason = exc.args[0] if exc.args else None
-    reason = getattr(reason, "reason", reason)
-    return type(reason).__name__ if isinstance(reason, BaseException) else type(exc).__name__
+# --- one poll ------------------------------------------------------------------------------------
+
+# What a person can do about a refused admin write (the message of a refused login says what failed).
+ADMIN_HINT = {
+    controlplane.ADMIN_CREDENTIALS_REFUSED: "the admin password the hook has no longer works: set "
+                                            "identity.admin.passwordSecretRef to a Secret with the current one",
+    controlplane.PASSWORD_CHANGE_REQUIRED: "the admin user must change its password first: change it, then set "
+                                           "identity.admin.passwordSecretRef to a Secret with the new one",
+}
 
 
-def _expect_ok(response: requests.Response, step: str) -> None:
-    if 200 <= response.status_code < 300:
-        return
-    try:
-        code = response.json().get("code")
-    except (ValueError, AttributeError):
-        code = None
-    suffix = f" {code[:64]}" if isinstance(code, str) else ""
-    raise Unavailable(f"{step}: HTTP {response.status_code}{suffix}")
+class Poll:
+    """One call of the hook: provision if due, read adapters as the polling account, then the
+    admin writes that are due."""
 
+    def __init__(self, target: Target, call: client.Call):
+        self.target, self.call = target, call
+        self.applied = controlplane.read_applied(target.annotations)
+        self.url = target.url    # a user's credentials Secret may name another (its server-url)
+        self._admin: Credentials | None = None
 
-def _json_object(response: requests.Response, step: str) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise Unavailable(f"{step}: answer is not a JSON object")
-    return body
+    def admin(self) -> Credentials:
+        if self._admin is None:
+            self._admin = read_admin(self.target, self.url)
+        return self._admin
 
-
-def _lifetime(value: object) -> float:
-    """`expires_in` in seconds, or 0 when it is not a positive number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0.0
-    return float(value) if value > 0 else 0.0
-
-
-def _nfs_active(entries: list[adapters.Entry]) -> bool:
-    return any(adapter.is_nfs for adapter in adapters.active(entries))
-
-
-class Client:
-    """Talks to DittoFS control-plane APIs: one pooled Session and one token cache per process.
-
-    Every poll is bounded by `budget` seconds in total, whatever the API does.
-    """
-
-    def __init__(
-        self,
-        session: requests.Session | None = None,
-        tokens: TokenCache | None = None,
-        connect_timeout: float = CONNECT_TIMEOUT,
-        read_timeout: float = READ_TIMEOUT,
-        budget: float = BUDGET_SECONDS,
-    ):
-        self.session = session or new_session()
-        self.tokens = tokens or TokenCache()
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.budget = budget
-
-    def poll(self, creds: Credentials, who: str) -> list[adapters.Entry]:
-        """The adapters the server reports, then the best-effort portmapper step; or Unavailable."""
-        deadline = time.monotonic() + self.budget
-        token, entries = self._adapters(creds, deadline)
-        if _nfs_active(entries):
-            try:
-                self._enable_portmapper(creds, token, deadline, who)
-            except Unavailable as exc:
-                log.warning("NFS portmapper check for %s failed (adapters still reported): %s", who, exc)
-        return entries
-
-    def _call(self, method: str, url: str, step: str, deadline: float, **kwargs) -> requests.Response:
-        remaining = deadline - time.monotonic()
-        if remaining < MIN_CALL_SECONDS:
-            raise Unavailable(f"{step}: out of time")
-        # Connect and read waits add up, so each gets at most half of what is left.
-        timeout = (min(self.connect_timeout, remaining / 2), min(self.read_timeout, remaining / 2))
-        where = urlsplit(url).netloc
+    def run(self) -> Outcome:
+        outcome = Outcome(controlplane.State(controlplane.UNEXPECTED_ANSWER, ""), self.applied,
+                          attachment=self._kept_attachment())
         try:
-            # No redirects: the login body and the bearer token go to the configured server only.
-            return self.session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
-        except requests.Timeout:
-            raise Unavailable(f"{step}: {where} timed out") from None
-        except requests.ConnectionError as exc:
-            raise Unavailable(f"{step}: cannot reach {where} ({_cause(exc)})") from None
-        except requests.RequestException as exc:
-            raise Unavailable(f"{step}: {type(exc).__name__}") from None
+            creds, outcome.attachment = self.polling_account(outcome.attachment)
+            outcome.entries = self.read_adapters(creds)
+        except Unavailable as exc:
+            outcome.state = controlplane.State(exc.reason, self._explained(exc))
+            return outcome
+        self.admin_writes(outcome)
+        outcome.state = self._polling_state(creds, outcome.notes)
+        return outcome
 
-    def _login(self, creds: Credentials, deadline: float) -> str:
-        body = {"username": creds.username, "password": creds.password}
-        response = self._call("POST", creds.url + LOGIN_PATH, "login", deadline, json=body)
-        _expect_ok(response, "login")
-        found = _json_object(response, "login")
-        token = found.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise Unavailable("login: answer has no access_token")
-        self.tokens.put(creds.token_key, token, _lifetime(found.get("expires_in")))
-        return token
+    # The polling account --------------------------------------------------------------------
 
-    def _list(self, creds: Credentials, token: str, deadline: float) -> requests.Response:
-        return self._call("GET", creds.url + ADAPTERS_PATH, "list adapters", deadline, headers=_bearer(token))
+    def _kept_attachment(self) -> dict | None:
+        """The observed operator Secret, as the answer must carry it (None when there is none
+        or a user's Secret is used: then the hook provisions nothing)."""
+        found = self.target.attachment
+        if found is None or credentials_secret(self.target.name, self.target.spec) is not None:
+            return None
+        data = found.get("data") if isinstance(found.get("data"), dict) else {}
+        password = data.get(layout.PASSWORD_KEY)
+        if not isinstance(password, str):
+            return None
+        return operator_attachment(self.target, password, {k: v for k, v in data.items() if isinstance(v, str)})
 
-    def _adapters(self, creds: Credentials, deadline: float) -> tuple[str, list[adapters.Entry]]:
-        token = self.tokens.get(creds.token_key) or self._login(creds, deadline)
-        response = self._list(creds, token, deadline)
-        if response.status_code == 401:
-            # The server no longer knows the token (restart, new signing key): log in once more.
-            self.tokens.drop(creds.token_key, token)
-            token = self._login(creds, deadline)
-            response = self._list(creds, token, deadline)
-        _expect_ok(response, "list adapters")
+    def polling_account(self, kept: dict | None) -> tuple[Credentials, dict | None]:
+        """The credentials to poll with, and the attachment to answer with."""
+        user_secret = credentials_secret(self.target.name, self.target.spec)
+        if user_secret is not None:
+            found = read_credentials(find_secret(self.target.related, user_secret, self.target.namespace),
+                                     user_secret, self.target.url)
+            self.url = found.url
+            return found, None
+        if kept is not None:
+            password = _decoded(kept["data"], self.target.operator_secret, layout.PASSWORD_KEY)
+            if password:
+                creds = Credentials(self.target.url, layout.OPERATOR_USER, password)
+                if self._works(creds):
+                    return creds, kept
+                self.provision(creds)   # deleted in DittoFS, or another password: the same one again
+                return creds, kept
+        creds = Credentials(self.target.url, layout.OPERATOR_USER, random_password())
+        self.provision(creds)
+        return creds, operator_attachment(self.target, _b64(creds.password))
+
+    def _works(self, creds: Credentials) -> bool:
+        """Whether the account logs in (or already holds a token)."""
         try:
-            return token, adapters.parse_entries(response.text)
-        except ValueError as exc:
-            raise Unavailable(f"list adapters: answer is not a list of adapters ({exc})") from None
+            self.call.token(creds, controlplane.CREDENTIALS_REFUSED)
+            return True
+        except Unavailable as exc:
+            if exc.reason == controlplane.CREDENTIALS_REFUSED:
+                return False
+            raise
 
-    def _enable_portmapper(self, creds: Credentials, token: str, deadline: float, who: str) -> None:
-        """macOS clients need the NFS portmapper; turn it on when the server reports it off."""
-        if deadline - time.monotonic() < PORTMAPPER_MIN_SECONDS:
-            raise Unavailable("skipped: too little time left")
-        url = creds.url + NFS_SETTINGS_PATH
-        response = self._call("GET", url, "read NFS settings", deadline, headers=_bearer(token))
-        _expect_ok(response, "read NFS settings")
-        if _json_object(response, "read NFS settings").get(PORTMAPPER_FIELD) is not False:
-            return
-        response = self._call("PATCH", url, "enable portmapper", deadline, headers=_bearer(token),
-                              json={PORTMAPPER_FIELD: True})
-        _expect_ok(response, "enable portmapper")
-        log.info("enabled the NFS portmapper of %s", who)
+    def provision(self, creds: Credentials) -> None:
+        """Create the operator user with this password, or give an existing one this password."""
+        self.call.ensure_user(self.admin(), creds.username, creds.password, OPERATOR_ROLE,
+                              controlplane.ADMIN_CREDENTIALS_REFUSED)
+        log.info("provisioned DittoFS user %s (role %s) for %s", creds.username, OPERATOR_ROLE, self.target.who)
+
+    def read_adapters(self, creds: Credentials) -> list[adapters.Entry]:
+        return self.call.adapters(creds, controlplane.CREDENTIALS_REFUSED)
+
+    # Admin writes -------------------------------------------------------------------------------
+
+    def admin_writes(self, outcome: Outcome) -> None:
+        """The writes that are due, each as admin; one that fails waits for the next poll."""
+        signature = nfs_signature(outcome.entries)
+        if signature is not None and self.applied.portmapper != signature:
+            if self._attempt(outcome, "enable the NFS portmapper", self.portmapper):
+                outcome.applied = replace(outcome.applied, portmapper=signature)
+        done = dict(self.applied.snapshot_policies)
+        wanted = {}
+        for policy in self.target.spec.snapshot_policies:
+            body = policy_body(policy)
+            wanted[policy.share] = digest = policy_digest(body)
+            if done.get(policy.share) != digest:
+                if self._attempt(outcome, f"apply the snapshot policy of share {policy.share}",
+                                 lambda share=policy.share, body=body: self.call.put_snapshot_policy(
+                                     self.admin(), share, body, controlplane.ADMIN_CREDENTIALS_REFUSED)):
+                    done[policy.share] = digest
+        # Policies no longer in the spec are left on the server (as the Go operator does) and forgotten here.
+        kept = tuple(sorted((share, digest) for share, digest in done.items() if share in wanted))
+        outcome.applied = replace(outcome.applied, snapshot_policies=kept)
+
+    def portmapper(self) -> None:
+        """macOS clients need the NFS portmapper. DittoFS starts it with the NFS adapter only, so
+        turning it on restarts the adapter once (a moment without NFS, then never again)."""
+        refused = controlplane.ADMIN_CREDENTIALS_REFUSED
+        if not self.call.nfs_portmapper_enabled(self.admin(), refused):
+            self.call.enable_nfs_portmapper(self.admin(), refused)
+            self.call.restart_adapter(self.admin(), adapters.NFS, refused)
+            log.info("enabled the NFS portmapper of %s and restarted its NFS adapter", self.target.who)
+
+    def _attempt(self, outcome: Outcome, what: str, write) -> bool:
+        try:
+            write()
+            return True
+        except Unavailable as exc:
+            log.warning("%s for %s waits: %s", what, self.target.who, exc)
+            outcome.notes.append((exc.reason, f"{what} waits: {self._explained(exc)}"))
+            return False
+
+    @staticmethod
+    def _explained(exc: Unavailable) -> str:
+        hint = ADMIN_HINT.get(exc.reason)
+        return f"{exc}: {hint}" if hint and "identity.admin.passwordSecretRef" not in str(exc) else str(exc)
+
+    def _polling_state(self, creds: Credentials, notes: list) -> controlplane.State:
+        polling = f"polling as {creds.username}"
+        if not notes:
+            return controlplane.State(controlplane.AUTHENTICATED, polling)
+        pending_only = all(reason == controlplane.SNAPSHOT_POLICY_PENDING for reason, _ in notes)
+        reason = controlplane.SNAPSHOT_POLICY_PENDING if pending_only else controlplane.ADMIN_WRITE_BLOCKED
+        return controlplane.State(reason, "; ".join([polling, *(text for _, text in notes)]))
 
 
 # --- the hooks -----------------------------------------------------------------------------------
 
-def discover(request: object, client: Client) -> dict:
-    """DecoratorController sync: the adapter annotation, or no annotation when the poll fails."""
-    name, namespace, parsed = _target(request, "object")
-    polling = parsed.adapter_discovery.polling_seconds
-    who = f"{namespace}/{name}"
-    wanted = secret_name(name, parsed)
-    try:
-        creds = read_credentials(find_secret(request.get("related"), wanted, namespace), wanted,
-                                 default_url(name, namespace, parsed.control_plane.port))
-        entries = client.poll(creds, who)
-    except Unavailable as exc:
-        log.warning("adapter discovery for %s failed, annotation left as it is: %s", who, exc)
-        return answer(polling)
-    return answer(polling, adapters.canonical(entries))
+class Discovery:
+    """The decorator hook's long-lived parts: the API client (its pooled connections and tokens)
+    and where the API Services are."""
+
+    def __init__(self, api: client.Client | None = None, url_template: str = DEFAULT_URL_TEMPLATE):
+        self.api = api or client.Client()
+        self.url_template = url_template
+
+    def target(self, request: object) -> Target:
+        name, namespace, metadata, parsed = spec.read_parent(request, "object")
+        url = default_url(name, namespace, parsed.control_plane.port, self.url_template)
+        annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
+        attachment = find_secret(request.get("attachments"), f"{name}-{layout.OPERATOR_SUFFIX}", namespace)
+        return Target(name, namespace, parsed, annotations, request.get("related"), attachment, url)
+
+    def discover(self, request: object) -> dict:
+        """DecoratorController sync."""
+        target = self.target(request)
+        outcome = Poll(target, self.api.call()).run()
+        if outcome.entries is None:
+            log.warning("adapter discovery for %s failed, adapter state left as it is: %s", target.who,
+                        outcome.state.message)
+        return answer(target, outcome)
 
 
 def related_resources(request: object) -> dict:
-    """DecoratorController customize: the credentials Secret, in the parent's namespace."""
-    name, namespace, parsed = _target(request, "parent")
+    """DecoratorController customize: the Secrets a poll may read, in the parent's namespace."""
+    name, namespace, _, parsed = spec.read_parent(request, "parent")
+    names = {admin_secret(name, parsed)[0]}
+    user_secret = credentials_secret(name, parsed)
+    if user_secret is not None:
+        names.add(user_secret)
     return {"relatedResources": [
-        {"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "names": [secret_name(name, parsed)]},
+        {"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "names": sorted(names)},
     ]}

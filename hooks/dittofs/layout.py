@@ -11,6 +11,10 @@ ADMIN_SUFFIX = "admin-bootstrap-credentials"
 # What this project and the Go operator called it before; adopted, then dropped.
 LEGACY_ADMIN_SUFFIX = "admin-credentials"
 USERNAME_KEY, PASSWORD_KEY = "username", "password"
+# The account the discovery hook polls with (role operator), and its attachment Secret: the
+# Go operator's names, so a server it made keeps working.
+OPERATOR_USER = "k8s-operator"
+OPERATOR_SUFFIX = "operator-credentials"
 
 # Environment variables (viper: prefix DITTOFS, keys joined by `_`).
 ENV_JWT_SECRET = "DITTOFS_CONTROLPLANE_SECRET"            # at least 32 characters

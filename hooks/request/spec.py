@@ -111,6 +111,24 @@ class Logging(Model):
     output: Annotated[str, Field(min_length=1)] = "stdout"
 
 
+class SnapshotPolicy(Model):
+    """A scheduled snapshot policy for one share (DittoFS's `PUT /api/v1/shares/{share}/snapshot-policy`)."""
+
+    share: Annotated[str, Field(min_length=1)]
+    interval: Annotated[str, Field(min_length=1)]      # a Go duration or @hourly, @daily, @weekly
+    keep_last: Annotated[int, Field(ge=0, strict=True)] | None = None
+    ttl: str | None = None
+    enabled: bool = True
+    name_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{0,64}$")] | None = None
+
+
+def _one_per_share(policies: tuple[SnapshotPolicy, ...]) -> tuple[SnapshotPolicy, ...]:
+    shares = [p.share for p in policies]
+    if len(set(shares)) != len(shares):
+        raise ValueError("each share may have one snapshot policy")
+    return tuple(sorted(policies, key=lambda p: p.share))
+
+
 class AdapterDiscovery(Model):
     polling_interval: str = "30s"
     credentials_secret_ref: SecretNameRef | None = None
@@ -148,7 +166,6 @@ UNSUPPORTED = (
     ("metrics.bearerTokenSecret", lambda v: v is not None),
     ("metrics.serviceMonitor", _enabled),
     ("percona", _enabled),
-    ("snapshotPolicies", lambda v: v not in (None, [])),
 )
 UNSUPPORTED_MESSAGE = "is a DittoFS operator field that this version of dittofs-hooks does not support yet; remove it"
 
@@ -168,6 +185,7 @@ class DittoServerSpec(Model):
     # not hash on every validation, which costs several times as much.
     adapter_services: AdapterServices = Field(default_factory=AdapterServices)
     service: ApiService = Field(default_factory=ApiService)
+    snapshot_policies: Annotated[tuple[SnapshotPolicy, ...], AfterValidator(_one_per_share)] = ()
     resources: PassThrough | None = None
     # At least 36: 30 s gets the server killed mid-flush (DittoFS #938). The default covers the
     # preStop sleep, three shutdown stages of 30 s, and 10 s to spare.

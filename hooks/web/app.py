@@ -15,7 +15,7 @@ from werkzeug import exceptions
 from hooks import __version__
 from hooks.children import sync
 from hooks.dittofs import discovery
-from hooks.request import errors
+from hooks.request import adapters, errors
 from hooks.web import auth, customize, logs, metrics, settings
 
 log = logging.getLogger("hooks.web.app")
@@ -200,8 +200,8 @@ def register_routes(app: flask.Flask, config: settings.Settings, meter: metrics.
     def discover_hook():
         body = request_json()
         note_parent(body, "object")
-        result = discovery.discover(body, app.extensions[discovery.EXTENSION])
-        meter.discovery_polls.labels("ok" if "annotations" in result else "failed").inc()
+        result = app.extensions[discovery.EXTENSION].discover(body)
+        meter.discovery_polls.labels("ok" if adapters.ANNOTATION in result["annotations"] else "failed").inc()
         return respond(result)
 
     @app.post("/discover/customize")
@@ -211,7 +211,7 @@ def register_routes(app: flask.Flask, config: settings.Settings, meter: metrics.
         return respond(discovery.related_resources(body))
 
 
-def create_app(config: settings.Settings | None = None, discovery_client: discovery.Client | None = None) -> flask.Flask:
+def create_app(config: settings.Settings | None = None, discovery_client: discovery.Discovery | None = None) -> flask.Flask:
     config = config or settings.Settings.from_env()
     logs.setup(config.log_level)
     app = flask.Flask("hooks")
@@ -219,7 +219,7 @@ def create_app(config: settings.Settings | None = None, discovery_client: discov
     app.extensions[SETTINGS] = config
     app.extensions[METRICS] = meter
     # One per process: its Session pools connections and its cache keeps login tokens.
-    app.extensions[discovery.EXTENSION] = discovery_client or discovery.Client()
+    app.extensions[discovery.EXTENSION] = discovery_client or discovery.Discovery(url_template=config.api_url_template)
     register_errors(app)
     register_observability(app, meter, logs.CallLog())
     register_auth(app, auth.source(config.token, config.token_file))

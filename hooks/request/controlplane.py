@@ -1,0 +1,79 @@
+"""The `dittofs.io/control-plane` and `dittofs.io/applied` annotations: what the discovery hook
+found out about a server's control plane, and which admin-only writes it has applied.
+
+`/discover` writes them; `/sync` turns the first into the `Authenticated` condition. Both are
+compact JSON with sorted keys, so they change only when what they say changes.
+"""
+import json
+from dataclasses import dataclass
+
+STATE_ANNOTATION = "dittofs.io/control-plane"
+APPLIED_ANNOTATION = "dittofs.io/applied"
+
+# Reasons. The first three mean the hook polls the server; the rest mean it cannot.
+AUTHENTICATED = "Authenticated"
+ADMIN_WRITE_BLOCKED = "AdminWriteBlocked"            # polling works, a write only admin may do waits
+SNAPSHOT_POLICY_PENDING = "SnapshotPolicyPending"    # polling works, a policy's share does not exist yet
+UNREACHABLE = "Unreachable"
+TLS_FAILURE = "TLSFailure"
+CREDENTIALS_REFUSED = "CredentialsRefused"           # the polling account's login is refused
+CREDENTIALS_MISSING = "CredentialsMissing"           # a Secret or key the hook needs is not there
+ADMIN_CREDENTIALS_REFUSED = "AdminCredentialsRefused"  # the account cannot be (re)made: admin refused
+PASSWORD_CHANGE_REQUIRED = "PasswordChangeRequired"  # admin must change its password first
+UNEXPECTED_ANSWER = "UnexpectedAnswer"
+POLLING = (AUTHENTICATED, ADMIN_WRITE_BLOCKED, SNAPSHOT_POLICY_PENDING)
+
+
+@dataclass(frozen=True)
+class State:
+    reason: str
+    message: str
+
+    @property
+    def polling(self) -> bool:
+        return self.reason in POLLING
+
+    def encode(self) -> str:
+        return json.dumps({"message": self.message, "reason": self.reason}, separators=(",", ":"), sort_keys=True)
+
+
+def read_state(annotations: object) -> State | None:
+    """The state the annotation holds, or None when it is absent or not of this shape."""
+    raw = annotations.get(STATE_ANNOTATION) if isinstance(annotations, dict) else None
+    try:
+        found = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or not all(isinstance(found.get(k), str) for k in ("reason", "message")):
+        return None
+    return State(found["reason"], found["message"])
+
+
+@dataclass(frozen=True)
+class Applied:
+    """Admin writes done: the NFS adapter (type:port) whose portmapper was checked, and a digest
+    of each snapshot policy as last applied, by share."""
+
+    portmapper: str | None = None
+    snapshot_policies: tuple[tuple[str, str], ...] = ()
+
+    def encode(self) -> str:
+        return json.dumps({"portmapper": self.portmapper, "snapshotPolicies": dict(self.snapshot_policies)},
+                          separators=(",", ":"), sort_keys=True)
+
+
+def read_applied(annotations: object) -> Applied:
+    """What the annotation says was applied; nothing when it is absent or malformed (so every
+    write is due once more, which is safe: each one is idempotent)."""
+    raw = annotations.get(APPLIED_ANNOTATION) if isinstance(annotations, dict) else None
+    try:
+        found = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return Applied()
+    if not isinstance(found, dict):
+        return Applied()
+    portmapper = found.get("portmapper")
+    policies = found.get("snapshotPolicies")
+    policies = policies if isinstance(policies, dict) else {}
+    return Applied(portmapper if isinstance(portmapper, str) else None,
+                   tuple(sorted((k, v) for k, v in policies.items() if isinstance(k, str) and isinstance(v, str))))

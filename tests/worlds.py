@@ -1,0 +1,77 @@
+"""A DittoServer in a box for the discovery tests: the hook's sync answer, the real `dfs` it
+describes (tests/realdfs.py), the hook on a real gunicorn pointed at it, and the parent and
+attachments as Metacontroller holds them between calls."""
+import base64
+import contextlib
+import copy
+
+import requests
+
+from hooks.dittofs import layout
+from hooks.request import controlplane
+from tests import factory, realdfs, servers
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def decoded(secret: dict, key: str) -> str:
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def secret(name: str, **data: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "storage"},
+            "type": "Opaque", "data": {k: b64(v) for k, v in data.items()}}
+
+
+class World:
+    def __init__(self, server: realdfs.Server, hook: str, response: dict, spec: dict):
+        self.server, self.hook, self.response = server, hook, response
+        self.parent = factory.parent(spec=spec)
+        self.related = [c for c in response["children"] if c["kind"] == "Secret"]
+        self.attachments: list[dict] = []
+        self.last: dict = {}
+
+    @property
+    def api(self) -> realdfs.PortForward:
+        return self.server.forwards["api"]
+
+    def discover(self) -> dict:
+        """One DecoratorController call; its annotations and attachments are kept, as Metacontroller does."""
+        request = {"controller": {}, "object": copy.deepcopy(self.parent), "finalizing": False,
+                   "attachments": factory.children_map(self.attachments, "v2"),
+                   "related": factory.children_map(self.related, "v2")}
+        found = requests.post(self.hook + "/discover", json=request, timeout=20)
+        assert found.status_code == 200, found.text
+        self.last = found.json()
+        assert "status" not in self.last
+        self.parent["metadata"]["annotations"].update(self.last["annotations"])
+        self.attachments = self.last["attachments"]
+        return self.last
+
+    def sync(self) -> dict:
+        found = requests.post(self.hook + "/sync", json=factory.request(self.parent), timeout=20)
+        assert found.status_code == 200, found.text
+        return found.json()
+
+    def state(self) -> controlplane.State:
+        return controlplane.read_state(self.last["annotations"])
+
+    def bootstrap_password(self) -> str:
+        bootstrap = next(s for s in self.related if s["metadata"]["name"].endswith(layout.ADMIN_SUFFIX))
+        return decoded(bootstrap, "password")
+
+    def admin(self, password: str | None = None) -> dict:
+        token = self.server.login("admin", password or self.bootstrap_password())["access_token"]
+        return {"Authorization": f"Bearer {token}"}
+
+
+@contextlib.contextmanager
+def world(tmp_path, spec=None, hook_env=None):
+    spec = spec or factory.SPEC
+    response = factory.sync_of(factory.request(factory.parent(spec=spec)))
+    with realdfs.running(realdfs.pod_of(response), tmp_path) as server:
+        env = {"DITTOFS_HOOK_API_URL_TEMPLATE": server.url(), **(hook_env or {})}
+        with servers.gunicorn(env) as (hook, _):
+            yield World(server, hook, response, spec)
