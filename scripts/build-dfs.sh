@@ -14,7 +14,8 @@ OUT=${DITTOFS_CACHE:-.cache/dittofs}/$VERSION
 if [[ -x $OUT/dfs && -x $OUT/dfsctl ]]; then
   exit 0
 fi
-if ! command -v go >/dev/null; then
+GO=${GO:-go}
+if ! command -v "$GO" >/dev/null; then
   echo "error: the Go toolchain (go 1.25 or newer) is needed to build dfs $VERSION for the tests; install Go and run make test again" >&2
   exit 1
 fi
@@ -40,8 +41,8 @@ import (
 GOSRC
 echo "building dfs and dfsctl $VERSION (about 3 minutes the first time)" >&2
 cd "$WORK"
-go mod tidy
+"$GO" mod tidy
 for cmd in dfs dfsctl; do
-  CGO_ENABLED=0 go build -trimpath -o "../$cmd.tmp" "$MODULE/cmd/$cmd"
+  CGO_ENABLED=0 "$GO" build -trimpath -o "../$cmd.tmp" "$MODULE/cmd/$cmd"
   mv "../$cmd.tmp" "../$cmd"
 done

@@ -4,6 +4,7 @@ import json
 from datetime import datetime, timezone
 
 from hooks.children import sync
+from hooks.dittofs import version
 
 API_VERSION = "dittofs.dittofs.com/v1alpha1"
 GROUPS = ("ConfigMap.v1", "Secret.v1", "Service.v1", "StatefulSet.apps/v1")
@@ -13,7 +14,7 @@ SPEC = {"storage": {"metadataSize": "10Gi"}}
 # Every field the hook supports, set away from its default (it references the Secrets `jwt`,
 # key `signing`, and `admin-pw`, key `password`).
 FULL_SPEC = {
-    "image": "marmos91c/dittofs:v0.29.0",
+    "image": version.IMAGE,
     "replicas": 1,
     "storage": {"metadataSize": "2Gi", "contentSize": "3Gi", "controlPlaneSize": "2Gi", "storageClassName": "fast"},
     "database": {"type": "sqlite", "sqlite": {"path": "/data/controlplane/db/cp.db"}},

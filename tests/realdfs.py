@@ -1,11 +1,14 @@
 """The real `dfs` server, started from the hook's own children, the way its StatefulSet would.
 
 A `Pod` holds what the hook's answer says about the pod: the container's command, arguments and
-env (each `secretKeyRef` resolved from the Secrets given), its mounts and ports, and the
-ConfigMap's `config.yaml`. `start` runs it, changing only what a pod gets from Kubernetes and
-a test cannot give, each in one function here:
+env (each `secretKeyRef` resolved from the Secrets given), its mounts, ports and security
+context, and the ConfigMap's `config.yaml`. `start` runs it as the user the pod runs as (the
+image's 65532 unless the securityContext says otherwise, with `fsGroup` as a supplementary
+group, the volumes group-writable and the config read-only, as the kubelet lays them out),
+changing only what a pod gets from Kubernetes and a test cannot give, each in one function here:
 
-- `mount_paths`: every mount path maps to a folder under the test's temporary directory;
+- `mount_paths`: every mount path maps to a folder of the pod's own temporary directory, and
+  paths in `config.yaml` and the arguments are mapped the same way;
 - the pod's network: the server runs in a network namespace of its own (as a pod does), so it
   listens on exactly what its config says, the Go operator's fixed adapter ports included,
   and nothing of it reaches the machine's interfaces; `PortForward` maps each container port
@@ -22,9 +25,11 @@ import ctypes
 import os
 import re
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,7 +42,8 @@ import yaml
 from hooks.dittofs import version
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".cache" / "dittofs" / version.VERSION
+# Where scripts/build-dfs.sh puts the binaries (DITTOFS_CACHE moves it, for both).
+CACHE = Path(os.environ.get("DITTOFS_CACHE") or ROOT / ".cache" / "dittofs") / version.VERSION
 CLONE_NEWNET = 0x40000000
 
 
@@ -76,10 +82,21 @@ class Pod:
     mounts: dict[str, str]               # mountPath -> volume name
     ports: dict[str, int]                # container port name -> containerPort (TCP)
     container: dict = field(repr=False)
+    pod_spec: dict = field(repr=False, default_factory=dict)
+    secret_files: dict[str, dict[str, bytes]] = field(repr=False, default_factory=dict)   # volume -> files
 
     @property
     def config(self) -> dict:
         return yaml.safe_load(self.config_yaml)
+
+    @property
+    def user(self) -> tuple[int, int, int | None]:
+        """(uid, gid, fsGroup) the container runs as: its securityContext, the pod's, or the image's."""
+        pod = self.pod_spec.get("securityContext") or {}
+        own = self.container.get("securityContext") or {}
+        uid = own.get("runAsUser", pod.get("runAsUser", version.RUN_AS))
+        gid = own.get("runAsGroup", pod.get("runAsGroup", version.RUN_AS))
+        return uid, gid, pod.get("fsGroup")
 
 
 def pod_of(answer: dict, secrets: list[dict] = ()) -> Pod:
@@ -100,23 +117,40 @@ def pod_of(answer: dict, secrets: list[dict] = ()) -> Pod:
             assert ref.get("optional"), f"{item['name']}: Secret {ref['name']} key {ref['key']} is missing"
             continue
         env[item["name"]] = value
+    secret_files = {}
+    for volume in sts["spec"]["template"]["spec"].get("volumes", []):
+        if "secret" in volume:
+            found = by_name[volume["secret"]["secretName"]]
+            secret_files[volume["name"]] = {k: base64.b64decode(v) for k, v in (found.get("data") or {}).items()}
     (config_yaml,) = config_map["data"].values()
     return Pod(
         command=list(container["command"]), args=list(container.get("args", [])), env=env,
         config_yaml=config_yaml,
         mounts={m["mountPath"]: m["name"] for m in container["volumeMounts"]},
         ports={p["name"]: p["containerPort"] for p in container["ports"] if p.get("protocol", "TCP") == "TCP"},
-        container=container,
+        container=container, pod_spec=sts["spec"]["template"]["spec"], secret_files=secret_files,
     )
 
 
 def mount_paths(pod: Pod, root: Path) -> dict[str, str]:
     """Each mount path of the pod, mapped to a folder under `root` (volumes live as long as
-    `root`, so a restart keeps them, as a PVC does)."""
+    `root`, so a restart keeps them, as a PVC does). Volumes are owned as the kubelet leaves them
+    with an fsGroup (group-owned, group-writable, setgid); the ConfigMap is read-only."""
+    uid, gid, fs_group = pod.user
     found = {}
     for path in sorted(pod.mounts):
         local = root / "volumes" / path.strip("/").replace("/", "_")
         local.mkdir(parents=True, exist_ok=True)
+        if pod.mounts[path] in pod.secret_files:          # a Secret volume: its keys as files
+            os.chmod(local, 0o755)
+            for key, value in pod.secret_files[pod.mounts[path]].items():
+                (local / key).write_bytes(value)
+                os.chmod(local / key, 0o644)
+        elif any(m["mountPath"] == path and m.get("readOnly") for m in pod.container["volumeMounts"]):
+            os.chmod(local, 0o755)
+        else:
+            os.chown(local, 0, fs_group if fs_group is not None else gid)
+            os.chmod(local, 0o2775)
         found[path] = str(local)
     return found
 
@@ -291,14 +325,23 @@ LOGIN_USER = re.compile(rb'"username":\s*"([^"]*)"')
 class Server:
     """A running `dfs` of a Pod: `url(port name)` reaches a container port from this machine."""
 
-    def __init__(self, pod: Pod, root: Path, extra_env: dict[str, str] | None = None,
-                 namespace: Namespace | None = None) -> None:
-        self.pod, self.root = pod, root
+    def __init__(self, pod: Pod, root: Path, namespace: Namespace | None = None) -> None:
+        self.pod = pod
+        # The pod's own directory: reachable by its non-root user (pytest's tmp_path is not).
+        self.root = Path(tempfile.mkdtemp(prefix="dittofs-pod-"))
+        os.chmod(self.root, 0o755)
         self.namespace = namespace or Namespace()
         self.forwards = {name: PortForward.into(self.namespace, port) for name, port in pod.ports.items()}
-        self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
         self.log = root / "dfs.log"
+        # The API serves HTTPS when config.yaml gives it a certificate; `verify` is what this
+        # side trusts (a CA bundle's path, as `requests` takes it).
+        self.scheme = "https" if "tls" in (pod.config.get("controlplane") or {}) else "http"
+        self.verify: bool | str = True
+
+    def volume(self, mount_path: str) -> Path:
+        """The folder that stands for a mount path of the pod."""
+        return Path(mount_paths(self.pod, self.root)[mount_path])
 
     def argv(self) -> list[str]:
         paths = mount_paths(self.pod, self.root)
@@ -309,11 +352,16 @@ class Server:
         return [str(binary()), *(_localized(a, paths) for a in self.pod.args)]
 
     def start(self) -> "Server":
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(self.root), "TMPDIR": str(self.root),
-               **self.pod.env, **self.extra_env}
+        uid, gid, fs_group = self.pod.user
+        home = self.root / "home"   # the image's home and temp folder, writable by its user
+        home.mkdir(exist_ok=True)
+        os.chown(home, uid, gid)
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "TMPDIR": str(home), **self.pod.env}
+        groups = ",".join(str(g) for g in dict.fromkeys([gid, *([fs_group] if fs_group is not None else [])]))
+        as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={groups}", "--"]
         with self.log.open("ab") as out:
-            self.proc = self.namespace.run(self.argv(), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                           start_new_session=True)
+            self.proc = self.namespace.run([*as_user, *self.argv()], env=env, stdout=out,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def stop(self) -> None:
@@ -333,9 +381,11 @@ class Server:
         for forward in self.forwards.values():
             forward.close()
         self.namespace.close()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, port_name: str = "api") -> str:
-        return f"http://127.0.0.1:{self.forwards[port_name].port}"
+        scheme = self.scheme if port_name == "api" else "http"
+        return f"{scheme}://127.0.0.1:{self.forwards[port_name].port}"
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -347,22 +397,23 @@ class Server:
             if self.proc is not None and self.proc.poll() is not None:
                 pytest.fail(f"dfs exited with {self.proc.returncode}:\n{self.output()[-4000:]}")
             with contextlib.suppress(requests.RequestException):
-                if requests.get(self.url() + path, timeout=2).status_code == 200:
+                if requests.get(self.url() + path, timeout=2, verify=self.verify).status_code == 200:
                     return time.monotonic() - started
             time.sleep(0.2)
         pytest.fail(f"{path} did not answer 200 within {budget_s} s:\n{self.output()[-4000:]}")
 
     def login(self, username: str, password: str) -> dict:
-        response = requests.post(self.url() + "/api/v1/auth/login",
+        response = requests.post(self.url() + "/api/v1/auth/login", verify=self.verify,
                                  json={"username": username, "password": password}, timeout=10)
         assert response.status_code == 200, response.text
         return response.json()
 
 
 @contextlib.contextmanager
-def running(pod: Pod, root: Path, budget_s: float | None = None, **kwargs):
+def running(pod: Pod, root: Path, budget_s: float | None = None, verify: bool | str = True, **kwargs):
     """A started Server of `pod`, healthy within the startup probe's budget; closed afterwards."""
     server = Server(pod, root, **kwargs)
+    server.verify = verify
     try:
         server.start()
         server.wait_healthy(budget_s if budget_s is not None else startup_budget(pod))

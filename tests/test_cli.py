@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hooks.dittofs import version
 from hooks.tools import cli
 from hooks.web import app, settings
 from tests import factory as f
@@ -302,7 +303,7 @@ def test_diff_shows_old_and_new_values(capsys, tmp_path):
     parent = copy.deepcopy(loop.parent)
     parent["spec"]["image"] = "marmos91c/dittofs:v2"
     _, lines, _ = diff(capsys, tmp_path, loop, parent=parent)
-    assert ('    spec.template.spec.containers[dittofs].image: "marmos91c/dittofs:v0.29.0" → '
+    assert (f'    spec.template.spec.containers[dittofs].image: "{version.IMAGE}" → '
             '"marmos91c/dittofs:v2"') in lines
     assert lines[-1] == RESTART
 
@@ -344,7 +345,7 @@ def test_render_of_the_example_is_what_the_readme_shows_and_what_dittofs_v029_ex
     pod = children[("StatefulSet", "dittofs-example")]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert (container["image"], container["command"], container["args"]) == (
-        "marmos91c/dittofs:v0.29.0", ["/app/dfs"], ["start", "--foreground", "--config", "/config/config.yaml"])
+        version.IMAGE, ["/app/dfs"], ["start", "--foreground", "--config", "/config/config.yaml"])
     assert {m["mountPath"]: m["name"] for m in container["volumeMounts"]} == {
         "/config": "config", "/data/controlplane": "controlplane", "/data/store/metadata": "metadata",
         "/data/store/block": "content"}

@@ -147,6 +147,7 @@ OLDER_LAYOUTS = {
     # This project before DittoFS v0.29: the control-plane database on the metadata volume.
     "dittofs-hooks-before-v029": (["metadata", "cache"], [
         {"name": "config", "mountPath": "/config", "readOnly": True},
+        {"name": "cache", "mountPath": "/data/cache"},
         {"name": "metadata", "mountPath": "/data/controlplane", "subPath": "controlplane"},
         {"name": "metadata", "mountPath": "/data/metadata"},
     ]),

@@ -142,3 +142,48 @@ def test_a_user_given_credentials_secret_wins_and_nothing_is_provisioned(tmp_pat
         assert found["attachments"] == []
         assert w.state().message.startswith("polling as admin")
         assert ("POST", "/api/v1/users", None) not in w.api.requests()
+
+
+def _make_share(w, name: str) -> None:
+    admin, url = w.admin(), w.server.url()
+    for path, body in (("/api/v1/store/metadata", {"name": "meta", "type": "memory"}),
+                       ("/api/v1/store/block/local", {"name": "blocks", "type": "memory"}),
+                       ("/api/v1/shares", {"name": name, "metadata_store_id": "meta", "local_block_store": "blocks"})):
+        made = requests.post(url + path, headers=admin, json=body, timeout=10)
+        assert made.status_code in (200, 201), made.text
+
+
+def _policy(w, share: str) -> dict:
+    found = requests.get(w.server.url() + f"/api/v1/shares/{share.replace('/', '%2F')}/snapshot-policy",
+                         headers=w.admin(), timeout=5)
+    return found.json() if found.status_code == 200 else {}
+
+
+def test_snapshot_policies_wait_for_their_share_are_applied_once_and_follow_the_spec(tmp_path):
+    spec = {**factory.SPEC, "snapshotPolicies": [{"share": "/archive", "interval": "24h", "keepLast": 3}]}
+    with world(tmp_path, spec=spec) as w:
+        pending = w.discover()
+        assert adapters.ANNOTATION in pending["annotations"]      # polling goes on
+        assert w.state().reason == controlplane.SNAPSHOT_POLICY_PENDING and w.state().polling
+        assert "share /archive does not exist yet" in w.state().message
+        assert controlplane.read_applied(pending["annotations"]).snapshot_policies == ()
+
+        _make_share(w, "/archive")
+        w.discover()
+        assert w.state().reason == controlplane.AUTHENTICATED
+        assert {k: _policy(w, "/archive")[k] for k in ("interval", "keep_last", "enabled")} == \
+            {"interval": "24h0m0s", "keep_last": 3, "enabled": True}
+        assert dict(controlplane.read_applied(w.last["annotations"]).snapshot_policies).keys() == {"/archive"}
+
+        # Unchanged: nothing is sent, and no admin logs in.
+        w.api.forget()
+        w.discover()
+        assert w.api.requests() == [("GET", ADAPTERS, None)]
+
+        # Changed in the spec: applied again, as admin.
+        w.parent["spec"]["snapshotPolicies"] = [{"share": "/archive", "interval": "6h", "ttl": "72h", "namePrefix": "k8s"}]
+        w.discover()
+        policy = _policy(w, "/archive")
+        assert (policy["interval"], policy.get("name_prefix")) == ("6h0m0s", "k8s")
+        assert ("PUT", "/api/v1/shares/%2Farchive/snapshot-policy", None) in w.api.requests()
+        assert w.state().reason == controlplane.AUTHENTICATED

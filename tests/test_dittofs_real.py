@@ -4,13 +4,14 @@ Each test builds a sync answer, starts `dfs` from its StatefulSet and ConfigMap,
 what DittoFS itself does with them.
 """
 import base64
+from pathlib import Path
 import copy
 import json
 
 import pytest
 import requests
 
-from hooks.dittofs import config, layout
+from hooks.dittofs import config, layout, version
 from tests import factory, realdfs, worlds
 
 pytestmark = pytest.mark.dittofs
@@ -57,7 +58,12 @@ def test_minimal_spec_starts_clean_and_probes_answer(tmp_path):
             assert get["port"] == "api"
             assert requests.get(server.url(get["port"]) + get["path"], timeout=5).status_code == 200
         # The control-plane database is where the config says, on the controlplane volume.
-        assert list((tmp_path / "volumes" / "data_controlplane").glob("controlplane.db*"))
+        assert list(server.volume("/data/controlplane").glob("controlplane.db*"))
+        # As the image's non-root user, with the fsGroup the pod gives it.
+        status = Path(f"/proc/{server.proc.pid}/status").read_text()
+        uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+        groups = next(line.split()[1:] for line in status.splitlines() if line.startswith("Groups:"))
+        assert set(uids) == {str(version.RUN_AS)} and str(pod.user[2]) in groups
 
 
 def test_full_spec_starts_clean_with_its_logging_metrics_and_tokens(tmp_path):
@@ -74,7 +80,7 @@ def test_full_spec_starts_clean_with_its_logging_metrics_and_tokens(tmp_path):
         tokens = server.login("admin", USER_ADMIN_PASSWORD)
         assert tokens["expires_in"] == 20 * 60
         assert _jwt_lifetime(tokens["refresh_token"]) == 48 * 3600
-        assert list((tmp_path / "volumes" / "data_controlplane" / "db").glob("cp.db*"))
+        assert list((server.volume("/data/controlplane") / "db").glob("cp.db*"))
 
 
 def _jwt_lifetime(token: str) -> int:
@@ -148,10 +154,10 @@ def test_postgres_database_keeps_users_across_a_restart(tmp_path, postgres):
         server.stop()
         server.start().wait_healthy(realdfs.startup_budget(pod))
         server.login("alice", "alice-password-1")
+        assert not list(server.root.rglob("*.db"))   # nothing went to sqlite
     finally:
         server.close()
     assert "alice" in postgres.query(database, "SELECT username FROM users")
-    assert not list(tmp_path.rglob("*.db"))   # nothing went to sqlite
 
 
 # --- discovery and sync against the real API ----------------------------------------------------
@@ -192,12 +198,13 @@ def test_discovered_adapters_become_ports_and_services_and_stopping_one_removes_
 
 def test_building_dfs_without_go_is_a_clear_error(tmp_path):
     """`make test` must stop and say what is missing, never skip the real-server tests."""
+    import os
     import subprocess
     import sys
 
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHON": sys.executable, "DITTOFS_CACHE": str(tmp_path)}
+    env = {"PATH": os.environ["PATH"], "GO": "/nonexistent/go", "PYTHON": sys.executable, "DITTOFS_CACHE": str(tmp_path)}
     found = subprocess.run(["bash", str(realdfs.ROOT / "scripts" / "build-dfs.sh")], env=env,
                            capture_output=True, text=True, timeout=60)
     assert found.returncode == 1
-    assert "the Go toolchain (go 1.25 or newer) is needed to build dfs v0.29.0" in found.stderr
+    assert f"the Go toolchain (go 1.25 or newer) is needed to build dfs {version.VERSION}" in found.stderr
     assert not list(tmp_path.rglob("dfs"))

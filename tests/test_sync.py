@@ -439,6 +439,26 @@ def test_the_pod_passes_the_restricted_pod_security_standard(extra):
         assert container["securityContext"]["capabilities"] == {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]}
 
 
+@pytest.mark.parametrize("context, left_out", [
+    ({"privileged": True}, "allowPrivilegeEscalation"),
+    ({"capabilities": {"add": ["SYS_ADMIN"]}}, "allowPrivilegeEscalation"),
+    ({"runAsUser": 0}, "runAsNonRoot"),
+])
+def test_a_default_the_users_context_rules_out_is_left_out(context, left_out):
+    """The API server refuses allowPrivilegeEscalation false beside privileged or CAP_SYS_ADMIN,
+    and runAsNonRoot true with uid 0 never starts: the user's choice stands alone."""
+    found = _pod({"securityContext": context})["containers"][0]["securityContext"]
+    assert left_out not in found
+    assert all(found[key] == value for key, value in context.items() if key != "capabilities")
+    assert pod_security.violations(_pod({"securityContext": context}))   # not restricted, as asked
+
+
+def test_database_type_postgres_without_its_secret_is_refused():
+    err = _error(f.request(f.parent(spec={**f.SPEC, "database": {"type": "postgres"}})))
+    assert err.status == 422 and err.field == "parent.spec.database"
+    assert "postgresSecretRef" in err.message
+
+
 def test_a_user_who_says_otherwise_wins_and_the_check_sees_it():
     pod = _pod({"securityContext": {"allowPrivilegeEscalation": True, "capabilities": {"drop": ["NET_RAW"]}}})
     assert pod_security.violations(pod) == ["dittofs: allowPrivilegeEscalation is not false",
@@ -469,3 +489,46 @@ def test_pod_runs_as_the_images_user_with_the_operators_grace_period_and_probes(
 def test_a_grace_period_dittofs_cannot_shut_down_in_is_refused(grace):
     err = _error(f.request(f.parent(spec={**f.SPEC, "terminationGracePeriodSeconds": grace})))
     assert err.status == 422 and err.field == "parent.spec.terminationGracePeriodSeconds"
+
+
+# --- control-plane TLS -------------------------------------------------------------------------------
+
+def _tls(control_plane: dict) -> dict:
+    return run(f.parent(spec={**f.SPEC, "controlPlane": control_plane}))
+
+
+def test_native_tls_mounts_the_certificate_configures_it_and_probes_over_https():
+    resp = _tls({"certSecretName": "api-tls"})
+    pod = f.child(resp, "StatefulSet", "demo")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert {"name": "tls-cert", "secret": {"secretName": "api-tls"}} in pod["volumes"]
+    assert {"name": "tls-cert", "mountPath": "/tls", "readOnly": True} in container["volumeMounts"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "api", "scheme": "HTTPS"}
+    config = yaml.safe_load(f.child(resp, "ConfigMap", "demo-config")["data"]["config.yaml"])
+    assert config["controlplane"]["tls"] == {"cert_file": "/tls/tls.crt", "key_file": "/tls/tls.key"}
+
+
+def test_mutual_tls_mounts_the_client_ca_and_probes_the_port_only():
+    resp = _tls({"certSecretName": "api-tls", "clientCASecretName": "clients"})
+    pod = f.child(resp, "StatefulSet", "demo")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert {"name": "tls-client-ca", "mountPath": "/tls-client-ca", "readOnly": True} in container["volumeMounts"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["tcpSocket"] == {"port": "api"} and "httpGet" not in container[probe]
+    config = yaml.safe_load(f.child(resp, "ConfigMap", "demo-config")["data"]["config.yaml"])
+    assert config["controlplane"]["tls"]["client_ca"] == "/tls-client-ca/ca.crt"
+
+
+def test_tls_secrets_feed_the_config_hash_and_customize():
+    spec = {**f.SPEC, "controlPlane": {"certSecretName": "api-tls"}}
+    cert = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-tls"}, "data": {"tls.crt": "YQ=="}}
+    rotated = copy.deepcopy(cert)
+    rotated["data"]["tls.crt"] = "Yg=="
+    assert run(f.parent(spec=spec), related=[cert])["status"]["configHash"] != \
+        run(f.parent(spec=spec), related=[rotated])["status"]["configHash"]
+    assert customize.related_resources({"parent": f.parent(spec=spec)})["relatedResources"][0]["names"] == ["api-tls"]
+
+
+def test_a_client_ca_without_a_server_certificate_is_refused():
+    err = _error(f.request(f.parent(spec={**f.SPEC, "controlPlane": {"clientCASecretName": "clients"}})))
+    assert err.status == 422 and err.field == "parent.spec.controlPlane" and "certSecretName" in err.message

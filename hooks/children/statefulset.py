@@ -37,9 +37,11 @@ def env(ctx: context.Context) -> list[dict]:
     if admin:
         found.append(_secret_env(layout.ENV_ADMIN_PASSWORD, admin.name, admin.key))
     else:
-        # Optional: the server needs it only on first boot, and generates one without it.
+        # Not optional (the Go operator's is): a pod started before the Secret exists would boot
+        # with a password DittoFS makes up, which nobody knows. The kubelet waits for it instead,
+        # and the hook makes it again should it be deleted.
         found.append(_secret_env(layout.ENV_ADMIN_PASSWORD, ctx.child_name(layout.ADMIN_SUFFIX),
-                                 layout.PASSWORD_KEY, optional=True))
+                                 layout.PASSWORD_KEY))
     if s.database.postgres_secret_ref:
         name = s.database.postgres_secret_ref.name
         found += [_secret_env(layout.ENV_POSTGRES_PREFIX + key.upper(), name, key, optional)
@@ -68,7 +70,20 @@ def mounts(ctx: context.Context) -> list[dict]:
         found.append({"name": "metadata", "mountPath": layout.CONTROLPLANE_DIR,
                       "subPath": layout.LEGACY_CONTROLPLANE_SUBPATH})
     found.append({"name": "config", "mountPath": layout.CONFIG_DIR, "readOnly": True})
+    found += [{"name": name, "mountPath": path, "readOnly": True} for name, path, _ in secret_volumes(ctx)]
     return sorted(found, key=lambda m: m["mountPath"])
+
+
+def secret_volumes(ctx: context.Context) -> list[tuple[str, str, str]]:
+    """(volume, mount path, Secret) of each Secret the pod mounts: the control plane's
+    certificate and, for mutual TLS, the clients' CA."""
+    cp = ctx.spec.control_plane
+    found = []
+    if cp.native_tls:
+        found.append(("tls-cert", layout.TLS_DIR, cp.cert_secret_name))
+        if cp.mutual_tls:
+            found.append(("tls-client-ca", layout.CLIENT_CA_DIR, cp.client_ca_secret_name))
+    return found
 
 
 def claim(name: str, size: str, storage_class: str | None) -> dict:
@@ -94,12 +109,30 @@ def claims(ctx: context.Context) -> list[dict]:
     return [claim(name, size, storage_class) for name, size, storage_class in claim_specs(ctx)]
 
 
-def _probe(path: str, delay: int, period: int, failures: int) -> dict:
-    found = {"httpGet": {"path": path, "port": "api"}, "periodSeconds": period, "timeoutSeconds": 5,
-             "failureThreshold": failures}
+def _probe(ctx: context.Context, path: str, delay: int, period: int, failures: int) -> dict:
+    cp = ctx.spec.control_plane
+    if cp.mutual_tls:
+        # The kubelet has no client certificate: a TCP check is all it can do, as the Go operator does.
+        found: dict = {"tcpSocket": {"port": "api"}}
+    else:
+        found = {"httpGet": {"path": path, "port": "api", **({"scheme": "HTTPS"} if cp.native_tls else {})}}
+    found.update(periodSeconds=period, timeoutSeconds=5, failureThreshold=failures)
     if delay:   # the API server stores no zero delay: writing one would differ on every sync
         found["initialDelaySeconds"] = delay
     return found
+
+
+def _says_otherwise(found: dict, key: str) -> bool:
+    """Whether the user's context rules out a default: the API server refuses
+    `allowPrivilegeEscalation: false` beside `privileged` or CAP_SYS_ADMIN, and a container asked
+    to run as uid 0 with `runAsNonRoot: true` never starts."""
+    if key == "allowPrivilegeEscalation":
+        added = observed.dig(found, "capabilities", "add", default=[])
+        return found.get("privileged") is True or (
+            isinstance(added, list) and bool({"SYS_ADMIN", "CAP_SYS_ADMIN"} & set(map(str, added))))
+    if key == "runAsNonRoot":
+        return found.get("runAsUser") == 0
+    return False
 
 
 def security_context(ctx: context.Context) -> dict:
@@ -108,7 +141,7 @@ def security_context(ctx: context.Context) -> dict:
     for key, value in SECURE_DEFAULTS.items():
         if key == "capabilities" and isinstance(found.get(key), dict):
             found[key].setdefault("drop", ["ALL"])   # a user who only adds one still drops the rest
-        else:
+        elif not _says_otherwise(found, key):
             found.setdefault(key, copied(value))
     return found
 
@@ -123,9 +156,9 @@ def container(ctx: context.Context, plan: ports.Plan) -> dict:
         "env": env(ctx),
         "volumeMounts": mounts(ctx),
         # The startup probe allows 150 s; liveness and readiness take over after it passes.
-        "startupProbe": _probe(layout.HEALTH_PATH, 0, 5, 30),
-        "livenessProbe": _probe(layout.HEALTH_PATH, 15, 10, 3),
-        "readinessProbe": _probe(layout.READY_PATH, 10, 5, 3),
+        "startupProbe": _probe(ctx, layout.HEALTH_PATH, 0, 5, 30),
+        "livenessProbe": _probe(ctx, layout.HEALTH_PATH, 15, 10, 3),
+        "readinessProbe": _probe(ctx, layout.READY_PATH, 10, 5, 3),
         "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", f"sleep {PRE_STOP_SECONDS}"]}}},
         "securityContext": security_context(ctx),
     }
@@ -199,7 +232,8 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str) -> dict:
                 "terminationGracePeriodSeconds": ctx.spec.termination_grace_period_seconds,
                 "securityContext": copied(ctx.spec.pod_security_context),
                 "containers": [container(ctx, plan)],
-                "volumes": [{"name": "config", "configMap": {"name": ctx.child_name(configmap.SUFFIX)}}],
+                "volumes": [{"name": "config", "configMap": {"name": ctx.child_name(configmap.SUFFIX)}},
+                            *({"name": name, "secret": {"secretName": secret}} for name, _, secret in secret_volumes(ctx))],
             },
         },
     }

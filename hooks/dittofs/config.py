@@ -7,6 +7,7 @@ import functools
 import orjson
 import yaml
 
+from hooks.dittofs import layout
 from hooks.request import spec
 
 FILE_NAME = "config.yaml"
@@ -32,19 +33,25 @@ def document(s: spec.DittoServerSpec) -> dict:
     metrics: dict = {"enabled": s.metrics.enabled}
     if s.metrics.enabled:
         metrics.update(host=LISTEN_HOST, port=s.metrics.port, path=s.metrics.path, auth="none")
+    controlplane: dict = {
+        "host": LISTEN_HOST,
+        "port": s.control_plane.port,
+        "jwt": {
+            "access_token_duration": s.identity.jwt.access_token_duration,
+            "refresh_token_duration": s.identity.jwt.refresh_token_duration,
+        },
+    }
+    if s.control_plane.native_tls:
+        controlplane["tls"] = {"cert_file": f"{layout.TLS_DIR}/{layout.TLS_CERT_KEY}",
+                               "key_file": f"{layout.TLS_DIR}/{layout.TLS_KEY_KEY}"}
+        if s.control_plane.mutual_tls:
+            controlplane["tls"]["client_ca"] = f"{layout.CLIENT_CA_DIR}/{layout.CA_KEY}"
     return {
         "logging": {"level": s.logging.level, "format": s.logging.format, "output": s.logging.output},
         "shutdown_timeout": SHUTDOWN_TIMEOUT,
         "database": database,
         "metrics": metrics,
-        "controlplane": {
-            "host": LISTEN_HOST,
-            "port": s.control_plane.port,
-            "jwt": {
-                "access_token_duration": s.identity.jwt.access_token_duration,
-                "refresh_token_duration": s.identity.jwt.refresh_token_duration,
-            },
-        },
+        "controlplane": controlplane,
         "admin": {"username": s.identity.admin.username},
     }
 

@@ -18,8 +18,11 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import secrets
 import string
+import tempfile
+import threading
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
@@ -76,10 +79,33 @@ def admin_secret(name: str, parsed: spec.DittoServerSpec) -> tuple[str, str | No
     return (ref.name, ref.key) if ref is not None else (f"{name}-{layout.ADMIN_SUFFIX}", None)
 
 
-def default_url(name: str, namespace: str, port: int, template: str = DEFAULT_URL_TEMPLATE) -> str:
+def default_url(name: str, namespace: str, port: int, template: str = DEFAULT_URL_TEMPLATE, https: bool = False) -> str:
     """The API Service's address (the template lets a cluster with another domain, or a test,
     say where it is)."""
-    return template.format(scheme="http", name=name, namespace=namespace, port=port)
+    return template.format(scheme="https" if https else "http", name=name, namespace=namespace, port=port)
+
+
+class TrustStore:
+    """CA bundles as files (what `requests` verifies against), one per distinct PEM, made once
+    per process in a private temporary folder."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dir: str | None = None
+        self._files: dict[str, str] = {}
+
+    def path(self, pem: str) -> str:
+        digest = hashlib.sha256(pem.encode()).hexdigest()
+        with self._lock:
+            found = self._files.get(digest)
+            if found is None:
+                if self._dir is None:
+                    self._dir = tempfile.mkdtemp(prefix="dittofs-hooks-ca-")
+                found = os.path.join(self._dir, f"{digest}.pem")
+                with open(found, "w") as fh:
+                    fh.write(pem)
+                self._files[digest] = found
+            return found
 
 
 def find_secret(group: object, name: str, namespace: str) -> dict | None:
@@ -368,18 +394,31 @@ class Discovery:
     def __init__(self, api: client.Client | None = None, url_template: str = DEFAULT_URL_TEMPLATE):
         self.api = api or client.Client()
         self.url_template = url_template
+        self.trust = TrustStore()
 
     def target(self, request: object) -> Target:
         name, namespace, metadata, parsed = spec.read_parent(request, "object")
-        url = default_url(name, namespace, parsed.control_plane.port, self.url_template)
+        url = default_url(name, namespace, parsed.control_plane.port, self.url_template, parsed.control_plane.https)
         annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
         attachment = find_secret(request.get("attachments"), f"{name}-{layout.OPERATOR_SUFFIX}", namespace)
         return Target(name, namespace, parsed, annotations, request.get("related"), attachment, url)
 
+    def verify(self, target: Target) -> bool | str:
+        """What a TLS certificate is checked against: the `ca.crt` of the certificate Secret
+        when it has one, else the system's roots."""
+        secret = target.spec.control_plane.cert_secret_name
+        found = find_secret(target.related, secret, target.namespace) if secret else None
+        data = found.get("data") if isinstance(found, dict) and isinstance(found.get("data"), dict) else {}
+        try:
+            pem = _decoded(data, secret or "", layout.CA_KEY)
+        except Unavailable:
+            pem = None
+        return self.trust.path(pem) if pem and "-----BEGIN CERTIFICATE-----" in pem else True
+
     def discover(self, request: object) -> dict:
         """DecoratorController sync."""
         target = self.target(request)
-        outcome = Poll(target, self.api.call()).run()
+        outcome = Poll(target, self.api.call(self.verify(target))).run()
         if outcome.entries is None:
             log.warning("adapter discovery for %s failed, adapter state left as it is: %s", target.who,
                         outcome.state.message)
@@ -390,9 +429,8 @@ def related_resources(request: object) -> dict:
     """DecoratorController customize: the Secrets a poll may read, in the parent's namespace."""
     name, namespace, _, parsed = spec.read_parent(request, "parent")
     names = {admin_secret(name, parsed)[0]}
-    user_secret = credentials_secret(name, parsed)
-    if user_secret is not None:
-        names.add(user_secret)
+    names.update(found for found in (credentials_secret(name, parsed), parsed.control_plane.cert_secret_name)
+                 if found is not None)
     return {"relatedResources": [
         {"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "names": sorted(names)},
     ]}

@@ -29,8 +29,12 @@ POSTGRES_KEYS = (("host", False), ("port", True), ("database", False), ("user", 
 CONFIG_DIR = "/config"
 CONTROLPLANE_DIR = "/data/controlplane"
 MOUNTS = {"controlplane": CONTROLPLANE_DIR, "metadata": "/data/store/metadata", "content": "/data/store/block"}
-LEGACY_MOUNTS = {"metadata": "/data/metadata", "content": "/data/content"}
+LEGACY_MOUNTS = {"metadata": "/data/metadata", "content": "/data/content", "cache": "/data/cache"}
 LEGACY_CONTROLPLANE_SUBPATH = "controlplane"   # the database lived on the metadata volume
+
+# Native TLS of the control plane: the Secrets' standard keys, where they are mounted.
+TLS_DIR, TLS_CERT_KEY, TLS_KEY_KEY = "/tls", "tls.crt", "tls.key"
+CLIENT_CA_DIR, CA_KEY = "/tls-client-ca", "ca.crt"
 
 # Control-plane routes that need no token: what the kubelet probes.
 HEALTH_PATH = "/health"

@@ -1,0 +1,70 @@
+"""The control plane over TLS, on the real `dfs`: the hook mounts the certificate, probes over
+HTTPS, and discovery trusts the certificate Secret's CA and nothing else (a test CA from trustme).
+"""
+import contextlib
+
+import pytest
+import requests
+import trustme
+
+from hooks.request import adapters, controlplane
+from tests import factory, realdfs, servers
+from tests.worlds import World, secret
+
+pytestmark = pytest.mark.dittofs
+
+HOSTS = ("127.0.0.1", "localhost", "demo-api.storage.svc.cluster.local")
+TLS_SPEC = {**factory.SPEC, "controlPlane": {"certSecretName": "api-tls"}}
+
+
+def tls_secret(name: str, ca: trustme.CA, trusted: trustme.CA) -> dict:
+    """A kubernetes.io/tls-style Secret: a certificate `ca` signed, and `trusted`'s CA as ca.crt."""
+    cert = ca.issue_cert(*HOSTS)
+    return secret(name, **{"tls.crt": cert.cert_chain_pems[0].bytes().decode(),
+                           "tls.key": cert.private_key_pem.bytes().decode(),
+                           "ca.crt": trusted.cert_pem.bytes().decode()})
+
+
+@contextlib.contextmanager
+def tls_world(tmp_path, cert_secret: dict, ca: trustme.CA, spec=TLS_SPEC):
+    response = factory.sync_of(factory.request(factory.parent(spec=spec), related=[cert_secret]))
+    pod = realdfs.pod_of(response, [cert_secret])
+    with ca.cert_pem.tempfile() as ca_file, realdfs.running(pod, tmp_path, verify=ca_file) as server:
+        with servers.gunicorn({"DITTOFS_HOOK_API_URL_TEMPLATE": server.url()}) as (hook, _):
+            w = World(server, hook, response, spec)
+            w.related.append(cert_secret)
+            yield w
+
+
+def test_the_pod_serves_https_with_the_mounted_certificate_and_is_probed_over_https(tmp_path):
+    ca = trustme.CA()
+    with tls_world(tmp_path, tls_secret("api-tls", ca, ca), ca) as w:
+        container = w.server.pod.container
+        assert {container[p]["httpGet"]["scheme"] for p in ("startupProbe", "livenessProbe", "readinessProbe")} == {"HTTPS"}
+        assert w.server.pod.config["controlplane"]["tls"] == {"cert_file": "/tls/tls.crt", "key_file": "/tls/tls.key"}
+        assert w.server.url().startswith("https://")
+        # The probe paths answer over HTTPS (running() waited for /health); plain HTTP is refused.
+        assert requests.get(w.server.url() + "/health/ready", verify=w.server.verify, timeout=5).status_code == 200
+        assert requests.get(w.server.url().replace("https", "http") + "/health", timeout=5).status_code == 400
+
+
+def test_discovery_trusts_the_certificate_secrets_ca(tmp_path):
+    ca = trustme.CA()
+    with tls_world(tmp_path, tls_secret("api-tls", ca, ca), ca) as w:
+        found = w.discover()
+        assert w.state().reason == controlplane.AUTHENTICATED, w.state()
+        assert adapters.ANNOTATION in found["annotations"]
+        assert found["attachments"][0]["metadata"]["name"] == "demo-operator-credentials"
+
+
+def test_a_certificate_the_ca_did_not_sign_is_refused_and_changes_nothing(tmp_path):
+    ca, stranger = trustme.CA(), trustme.CA()
+    # The server's certificate is signed by `stranger`; the Secret says to trust `ca`.
+    with tls_world(tmp_path, tls_secret("api-tls", stranger, ca), stranger) as w:
+        found = w.discover()
+        assert adapters.ANNOTATION not in found["annotations"]
+        assert found["attachments"] == []
+        assert w.state().reason == controlplane.TLS_FAILURE
+        assert "certificate not trusted" in w.state().message
+        synced = factory.sync_of(factory.request(w.parent))
+        assert factory.condition(synced, "Authenticated")["status"] == "False"
