@@ -331,7 +331,28 @@ def test_token_is_renewed_after_eighty_percent_of_its_lifetime(httpserver):
     assert len(calls(httpserver, api.LOGIN_PATH, "POST")) == 1
     clock.now += 2                       # 81 s: past 80% of 100 s
     discover(hook, body)
+    # The refresh token was tried first (this server has no refresh route: 500), then a login.
+    assert [req.get_json() for req in calls(httpserver, api.REFRESH_PATH, "POST")] == [{"refresh_token": "r"}]
     assert len(calls(httpserver, api.LOGIN_PATH, "POST")) == 2
+
+
+def test_a_token_due_for_renewal_is_refreshed_before_any_new_login(httpserver):
+    serve_login(httpserver, expires_in=100)
+    httpserver.expect_request(api.REFRESH_PATH, method="POST", json={"refresh_token": "r"}).respond_with_json(
+        {"access_token": "refreshed", "refresh_token": "r2", "expires_in": 100})
+    httpserver.expect_request(api.ADAPTERS_PATH, headers={"Authorization": "Bearer refreshed"}).respond_with_json(ADAPTERS)
+    httpserver.expect_request(api.ADAPTERS_PATH).respond_with_json(ADAPTERS)
+    clock = Clock()
+    hook = make_client(clock)
+    body = request(secret(url_of(httpserver)))
+    discover(hook, body)
+    clock.now += 81
+    assert discover(hook, body)["annotations"][adapters.ANNOTATION] == CANONICAL
+    assert len(calls(httpserver, api.LOGIN_PATH, "POST")) == 1
+    assert calls(httpserver, api.ADAPTERS_PATH)[-1].headers["Authorization"] == "Bearer refreshed"
+    clock.now += 81                      # the next refresh uses the new refresh token
+    discover(hook, body)
+    assert [req.get_json()["refresh_token"] for req in calls(httpserver, api.REFRESH_PATH, "POST")] == ["r", "r2"]
 
 
 def test_tokens_are_per_server_and_user(httpserver, hook):

@@ -187,3 +187,13 @@ def test_snapshot_policies_wait_for_their_share_are_applied_once_and_follow_the_
         assert (policy["interval"], policy.get("name_prefix")) == ("6h0m0s", "k8s")
         assert ("PUT", "/api/v1/shares/%2Farchive/snapshot-policy", None) in w.api.requests()
         assert w.state().reason == controlplane.AUTHENTICATED
+
+
+def test_an_expiring_token_is_refreshed_on_the_real_server_not_logged_in_again(tmp_path):
+    spec = {**factory.SPEC, "identity": {"jwt": {"accessTokenDuration": "5s"}}}
+    with world(tmp_path, spec=spec) as w:
+        first = w.discover()
+        w.api.forget()
+        time.sleep(4.5)                  # past 80% of the 5 s access token
+        assert w.discover() == first
+        assert w.api.requests() == [("POST", "/api/v1/auth/refresh", None), ("GET", ADAPTERS, None)]
