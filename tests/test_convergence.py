@@ -181,3 +181,33 @@ def test_an_older_statefulset_keeps_its_claims_and_gets_mounts_that_match_them(l
     condition = next(c for c in loop.parent["status"]["conditions"] if c["type"] == "StorageChangeIgnored")
     assert condition["status"] == "True" and "volumeClaimTemplates" in condition["message"]
     assert loop.sync() == []
+
+
+def test_a_server_made_by_this_hook_before_v029_upgrades_in_place():
+    """The children the pre-v0.29 hook wrote (a fixture made at that revision), replayed through
+    Metacontroller's dynamic apply with their last-applied annotations, then the hook of today."""
+    import json
+    from pathlib import Path
+
+    old = json.loads((Path(__file__).parent / "fixtures" / "pre_v029_children.json").read_text())
+    loop = Loop(old["spec"], [NFS, f.entry("smb", 12445)])
+    loop.cluster.apply(old["children"])
+    loop.mark_ready()
+    before = loop.live("StatefulSet", "demo")
+    legacy = loop.live("Secret", "demo-admin-credentials")["data"]
+    writes = loop.cluster.pod_template_writes()
+    loop.settle()   # raises if an update touched an immutable field
+    sts = loop.live("StatefulSet", "demo")
+    assert sts["spec"]["volumeClaimTemplates"] == before["spec"]["volumeClaimTemplates"]
+    assert loop.cluster.pod_template_writes() - writes == 1          # one roll, to the new binary
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["/app/dfs"] and container["args"][0] == "start"
+    assert sorted((m["mountPath"], m["name"], m.get("subPath")) for m in container["volumeMounts"]) == [
+        ("/config", "config", None), ("/data/cache", "cache", None),
+        ("/data/controlplane", "metadata", "controlplane"), ("/data/metadata", "metadata", None)]
+    assert {e["name"] for e in container["env"]} == {"DITTOFS_CONTROLPLANE_SECRET", "DITTOFS_ADMIN_INITIAL_PASSWORD"}
+    # The old admin Secret became the bootstrap Secret, same password, and is gone.
+    assert loop.live("Secret", "demo-admin-bootstrap-credentials")["data"] == legacy
+    assert loop.live("Secret", "demo-admin-credentials") is None
+    assert loop.live("Secret", "demo-jwt-secret") is not None
+    assert loop.sync() == []
