@@ -121,7 +121,9 @@ def pod_of(answer: dict, secrets: list[dict] = ()) -> Pod:
     for volume in sts["spec"]["template"]["spec"].get("volumes", []):
         if "secret" in volume:
             found = by_name[volume["secret"]["secretName"]]
-            secret_files[volume["name"]] = {k: base64.b64decode(v) for k, v in (found.get("data") or {}).items()}
+            data = {k: base64.b64decode(v) for k, v in (found.get("data") or {}).items()}
+            items = volume["secret"].get("items")   # projected keys only, under their paths
+            secret_files[volume["name"]] = {i["path"]: data[i["key"]] for i in items} if items else data
     (config_yaml,) = config_map["data"].values()
     return Pod(
         command=list(container["command"]), args=list(container.get("args", [])), env=env,

@@ -189,7 +189,7 @@ def test_a_server_made_by_this_hook_before_v029_upgrades_in_place():
     import json
     from pathlib import Path
 
-    old = json.loads((Path(__file__).parent / "fixtures" / "pre_v029_children.json").read_text())
+    old = json.loads((Path(__file__).parent / "fixtures" / "upgrades" / "pre_v029_children.json").read_text())
     loop = Loop(old["spec"], [NFS, f.entry("smb", 12445)])
     loop.cluster.apply(old["children"])
     loop.mark_ready()

@@ -208,3 +208,23 @@ def test_building_dfs_without_go_is_a_clear_error(tmp_path):
     assert found.returncode == 1
     assert f"the Go toolchain (go 1.25 or newer) is needed to build dfs {version.VERSION}" in found.stderr
     assert not list(tmp_path.rglob("dfs"))
+
+
+def test_metrics_with_a_bearer_token_refuse_a_scrape_without_it(tmp_path):
+    spec = {**factory.SPEC, "metrics": {"enabled": True, "bearerTokenSecret": {"name": "scrape", "key": "tok"}}}
+    response = answer(spec)
+    pod = realdfs.pod_of(response, [secret("scrape", tok="a-scrape-token")])
+    assert pod.config["metrics"]["auth"] == "token"
+    with realdfs.running(pod, tmp_path) as server:
+        _clean_start(server)
+        url = server.url("metrics") + "/metrics"
+        assert requests.get(url, timeout=5).status_code == 401
+        assert requests.get(url, timeout=5, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert requests.get(url, timeout=5, headers={"Authorization": "Bearer a-scrape-token"}).status_code == 200
+    service = factory.child(response, "Service", "demo-metrics")
+    assert service["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "9090",
+                                                  "prometheus.io/path": "/metrics"}
+    # The token is in the pod only while metrics are on.
+    off = answer({**spec, "metrics": {**spec["metrics"], "enabled": False}})
+    volumes = factory.child(off, "StatefulSet", "demo")["spec"]["template"]["spec"]["volumes"]
+    assert [v["name"] for v in volumes] == ["config"]

@@ -201,9 +201,12 @@ def test_crd_identity():
 
 def test_crd_printer_columns():
     columns = {c["name"]: c for c in _crd_version()["additionalPrinterColumns"]}
+    # The Go operator's columns, in its order, then Adapters before Age.
+    assert list(columns) == ["Replicas", "Ready", "Available", "Status", "Adapters", "Age"]
     assert columns["Replicas"]["jsonPath"] == ".spec.replicas"
     assert columns["Ready"]["jsonPath"] == ".status.readyReplicas"
-    assert columns["Phase"]["jsonPath"] == ".status.phase"
+    assert columns["Available"]["jsonPath"] == ".status.availableReplicas"
+    assert columns["Status"]["jsonPath"] == ".status.phase"
     assert columns["Adapters"]["jsonPath"] == ".status.adapterSummary"
     assert columns["Age"] == {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
@@ -576,7 +579,6 @@ def test_example_passes_the_cel_rules():
 UNSUPPORTED_CASES = {
     "identity.ldap": ({"enabled": True, "url": "ldaps://dc:636", "baseDN": "dc=x", "bindDN": "cn=y"}, None),
     "identity.kerberos": ({"enabled": True, "servicePrincipal": "nfs/h@R"}, None),
-    "metrics.bearerTokenSecret": ({"name": "tok", "key": "token"}, None),
     "metrics.serviceMonitor": ({"enabled": True, "interval": "30s"}, {"enabled": False}),
     "percona": ({"enabled": True}, {"enabled": False}),
 }

@@ -332,8 +332,16 @@ def test_phase_and_replica_counts_come_from_the_observed_statefulset():
     running = run(f.parent(), observed=_with_status(first["children"], ready=1))
     assert running["status"]["phase"] == "Running"
     assert running["status"]["readyReplicas"] == 1 and running["status"]["availableReplicas"] == 1
-    assert f.condition(running, "Ready")["status"] == "True"
+    assert f.condition(running, "Available")["status"] == "True"
     assert f.condition(running, "Progressing")["status"] == "False"
+    # Ready as the Go operator defines it: it also waits for discovery to authenticate.
+    assert (f.condition(running, "Ready")["status"], f.condition(running, "Ready")["message"]) == \
+        ("False", "not ready: Authenticated")
+    authenticated = f.parent()
+    authenticated["metadata"]["annotations"]["dittofs.io/control-plane"] = \
+        '{"message":"polling as k8s-operator","reason":"Authenticated"}'
+    ready = run(authenticated, observed=_with_status(first["children"], ready=1))
+    assert f.condition(ready, "Ready")["status"] == "True" and f.condition(ready, "Ready")["reason"] == "AllConditionsMet"
     stopped = run(f.parent(spec={**f.SPEC, "replicas": 0}), observed=first["children"])
     assert stopped["status"]["phase"] == "Stopped"
     assert f.child(stopped, "StatefulSet", "demo")["spec"]["replicas"] == 0
@@ -348,7 +356,7 @@ def test_transition_time_is_kept_while_status_holds_and_moves_when_it_changes():
     assert f.condition(same, "AdaptersKnown")["lastTransitionTime"] == earlier
     flipped = run(f.parent(adapters=None, status={"conditions": conditions}), observed=first["children"])
     assert f.condition(flipped, "AdaptersKnown")["lastTransitionTime"] == "2026-11-26T12:00:00Z"
-    assert f.condition(flipped, "Ready")["lastTransitionTime"] == earlier
+    assert f.condition(flipped, "ConfigReady")["lastTransitionTime"] == earlier
 
 
 def test_status_generation_is_the_parents():
@@ -532,3 +540,31 @@ def test_tls_secrets_feed_the_config_hash_and_customize():
 def test_a_client_ca_without_a_server_certificate_is_refused():
     err = _error(f.request(f.parent(spec={**f.SPEC, "controlPlane": {"clientCASecretName": "clients"}})))
     assert err.status == 422 and err.field == "parent.spec.controlPlane" and "certSecretName" in err.message
+
+
+# --- ConfigReady and DatabaseReady: a missing Secret is a status, not a 422 --------------------------
+
+def test_a_missing_referenced_secret_is_a_condition_and_the_children_stay():
+    spec = {**f.SPEC, "identity": {"admin": {"passwordSecretRef": {"name": "adm", "key": "pw"}}},
+            "database": {"postgresSecretRef": {"name": "pg"}}}
+    resp = run(f.parent(spec=spec))
+    assert f.child(resp, "StatefulSet", "demo") is not None
+    config = f.condition(resp, "ConfigReady")
+    assert config["status"] == "False" and config["reason"] == "SecretMissing"
+    assert "Secret adm is missing" in config["message"] and "Secret pg is missing" in config["message"]
+    assert f.condition(resp, "DatabaseReady")["status"] == "False"
+    pg = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pg"},
+          "data": {k: "eA==" for k in ("host", "database", "user")}}
+    adm = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "adm"}, "data": {"pw": "eA=="}}
+    partly = run(f.parent(spec=spec), related=[pg, adm])
+    assert f.condition(partly, "ConfigReady")["message"] == "Secret pg has no key password"
+    assert f.condition(partly, "DatabaseReady")["message"] == "Secret pg has no key password"
+    pg["data"]["password"] = "eA=="
+    whole = run(f.parent(spec=spec), related=[pg, adm])
+    assert [f.condition(whole, c)["status"] for c in ("ConfigReady", "DatabaseReady")] == ["True", "True"]
+
+
+def test_sqlite_is_database_ready_and_a_stopped_server_is_available():
+    resp = run(f.parent(spec={**f.SPEC, "replicas": 0}))
+    assert f.condition(resp, "DatabaseReady")["reason"] == "SQLite"
+    assert f.condition(resp, "Available")["status"] == "True" and f.condition(resp, "Available")["reason"] == "Stopped"

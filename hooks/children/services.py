@@ -34,8 +34,16 @@ def api(ctx: context.Context) -> dict:
                     annotations=svc.annotations)
 
 
+METRICS_SERVICE_LABEL = "dittofs.io/metrics-service"
+
+
 def metrics(ctx: context.Context) -> dict:
-    return _service(ctx, ctx.child_name("metrics"), {"type": "ClusterIP", "ports": [_tcp("metrics", ctx.metrics_port)]})
+    """The metrics Service, with the prometheus.io annotations that annotation-based scrape
+    discovery reads (as the Go operator writes them)."""
+    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(ctx.metrics_port),
+              "prometheus.io/path": ctx.spec.metrics.path}
+    return _service(ctx, ctx.child_name("metrics"), {"type": "ClusterIP", "ports": [_tcp("metrics", ctx.metrics_port)]},
+                    labels={METRICS_SERVICE_LABEL: "true"}, annotations=scrape)
 
 
 def adapter_labels(sanitized: str) -> dict:

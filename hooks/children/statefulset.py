@@ -74,15 +74,20 @@ def mounts(ctx: context.Context) -> list[dict]:
     return sorted(found, key=lambda m: m["mountPath"])
 
 
-def secret_volumes(ctx: context.Context) -> list[tuple[str, str, str]]:
-    """(volume, mount path, Secret) of each Secret the pod mounts: the control plane's
-    certificate and, for mutual TLS, the clients' CA."""
-    cp = ctx.spec.control_plane
+def secret_volumes(ctx: context.Context) -> list[tuple[str, str, dict]]:
+    """(volume, mount path, secret volume source) of each Secret the pod mounts: the control
+    plane's certificate, for mutual TLS the clients' CA, and the metrics scrape token (only
+    while metrics are on: a listener that is off needs no token in the pod)."""
+    cp, metrics = ctx.spec.control_plane, ctx.spec.metrics
     found = []
     if cp.native_tls:
-        found.append(("tls-cert", layout.TLS_DIR, cp.cert_secret_name))
+        found.append(("tls-cert", layout.TLS_DIR, {"secretName": cp.cert_secret_name}))
         if cp.mutual_tls:
-            found.append(("tls-client-ca", layout.CLIENT_CA_DIR, cp.client_ca_secret_name))
+            found.append(("tls-client-ca", layout.CLIENT_CA_DIR, {"secretName": cp.client_ca_secret_name}))
+    if metrics.enabled and metrics.bearer_token_secret is not None:
+        ref = metrics.bearer_token_secret
+        found.append(("metrics-token", layout.METRICS_TOKEN_DIR,
+                      {"secretName": ref.name, "items": [{"key": ref.key, "path": layout.METRICS_TOKEN_FILE}]}))
     return found
 
 
@@ -177,6 +182,20 @@ def copied(value):
     return value
 
 
+def needed_secret_keys(ctx: context.Context) -> list[tuple[str, str]]:
+    """(Secret, key) of every user Secret the pod cannot start without: the env's required
+    references and the Secret volumes' keys (the hook's own generated Secrets left out: it
+    makes them)."""
+    generated = {ctx.child_name(layout.JWT_SUFFIX), ctx.child_name(layout.ADMIN_SUFFIX)}
+    found = [(ref["name"], ref["key"]) for item in env(ctx)
+             if not (ref := item["valueFrom"]["secretKeyRef"]).get("optional") and ref["name"] not in generated]
+    for name, _, source in secret_volumes(ctx):
+        keys = [i["key"] for i in source["items"]] if "items" in source else \
+            [layout.CA_KEY] if name == "tls-client-ca" else [layout.TLS_CERT_KEY, layout.TLS_KEY_KEY]
+        found += [(source["secretName"], key) for key in keys]
+    return sorted(set(found))
+
+
 def observed_container_ports(sts: dict | None) -> list[dict]:
     """The `dittofs` container's ports in an observed StatefulSet."""
     for item in observed.listed(observed.dig(sts, "spec", "template", "spec", "containers")):
@@ -233,7 +252,7 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str) -> dict:
                 "securityContext": copied(ctx.spec.pod_security_context),
                 "containers": [container(ctx, plan)],
                 "volumes": [{"name": "config", "configMap": {"name": ctx.child_name(configmap.SUFFIX)}},
-                            *({"name": name, "secret": {"secretName": secret}} for name, _, secret in secret_volumes(ctx))],
+                            *({"name": name, "secret": source} for name, _, source in secret_volumes(ctx))],
             },
         },
     }

@@ -5,6 +5,8 @@ otherwise it is copied from the parent's current status, so a resync never rewri
 """
 from datetime import datetime
 
+from hooks.children import statefulset
+from hooks.dittofs import layout
 from hooks.request import context, controlplane, names, observed, ports
 
 
@@ -58,6 +60,59 @@ def rollout(sts: dict | None, desired: int, ready: int) -> tuple[bool, str, str]
     return False, "Stable", f"{ready}/{desired} replicas ready"
 
 
+def _missing(ctx: context.Context, keys: list[tuple[str, str]]) -> list[str]:
+    """`Secret name, key k` for each needed key the related Secrets do not have."""
+    found = []
+    for secret, key in keys:
+        data = observed.dig(ctx.observed.related_secrets.get(secret), "data", default=None)
+        if not isinstance(data, dict):
+            found.append(f"Secret {secret} is missing")
+        elif key not in data:
+            found.append(f"Secret {secret} has no key {key}")
+    return list(dict.fromkeys(found))
+
+
+def config_ready(ctx: context.Context) -> tuple[bool, str, str]:
+    """Whether every Secret the pod needs exists with its keys (the kubelet would not start it)."""
+    missing = _missing(ctx, statefulset.needed_secret_keys(ctx))
+    if missing:
+        return False, "SecretMissing", "; ".join(missing)
+    return True, "ConfigValid", "config.yaml is built and every referenced Secret has the keys the pod needs"
+
+
+def database_ready(ctx: context.Context) -> tuple[bool, str, str]:
+    ref = ctx.spec.database.postgres_secret_ref
+    if ref is None:
+        return True, "SQLite", f"SQLite at {ctx.spec.database.sqlite.path}, on the control-plane volume"
+    required = [(ref.name, key) for key, optional in layout.POSTGRES_KEYS if not optional]
+    missing = _missing(ctx, required)
+    if missing:
+        return False, "PostgresSecretIncomplete", "; ".join(missing)
+    return True, "PostgresSecretReady", f"PostgreSQL, connection from Secret {ref.name}"
+
+
+def available_condition(desired: int, ready: int) -> tuple[bool, str, str]:
+    """As the Go operator says it: a stopped server is available, else one ready replica is enough."""
+    if desired == 0:
+        return True, "Stopped", "the DittoServer is stopped (replicas 0)"
+    if ready >= 1:
+        return True, "MinimumReplicasAvailable", f"{ready}/{desired} replicas ready"
+    return False, "NoReplicasAvailable", f"waiting for replicas: {ready}/{desired} ready"
+
+
+def ready_condition(items: list[dict], desired: int) -> tuple[bool, str, str]:
+    """The Go operator's Ready: ConfigReady, Available, not Progressing, DatabaseReady, and
+    Authenticated while the server runs."""
+    status = {c["type"]: c["status"] for c in items}
+    wanted = {"ConfigReady": "True", "Available": "True", "Progressing": "False", "DatabaseReady": "True"}
+    if desired > 0:
+        wanted["Authenticated"] = "True"
+    unmet = [name for name, value in wanted.items() if status.get(name) != value]
+    if unmet:
+        return False, "ConditionsNotMet", "not ready: " + ", ".join(unmet)
+    return True, "AllConditionsMet", "the DittoServer is fully operational"
+
+
 def authenticated(ctx: context.Context) -> tuple[bool | None, str, str]:
     """The `Authenticated` condition from what the discovery hook reported of the control plane."""
     state = controlplane.read_state(observed.dig(ctx.parent, "metadata", "annotations"))
@@ -90,11 +145,13 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
     generation = _int(observed.dig(ctx.parent, "metadata", "generation"))
     current = phase(desired, ready)
     conditions = Conditions(ctx.parent, generation, now)
-    conditions.add("Ready", desired > 0 and ready >= desired, current, f"{ready}/{desired} replicas ready")
-    conditions.add("Available", desired > 0 and available >= desired, current, f"{available}/{desired} replicas available")
+    conditions.add("ConfigReady", *config_ready(ctx))
+    conditions.add("DatabaseReady", *database_ready(ctx))
+    conditions.add("Available", *available_condition(desired, ready))
     conditions.add("Progressing", *rollout(sts, desired, ready))
     conditions.add("AdaptersKnown", ctx.state.known, ctx.state.reason, ctx.state.message)
     conditions.add("Authenticated", *authenticated(ctx))
+    conditions.add("Ready", *ready_condition(conditions.items, desired))
     if plan.conflicts:
         conditions.add("PortConflict", True, "PortsLeftOut", "; ".join(plan.conflicts))
     if storage_drift:

@@ -33,6 +33,8 @@ def document(s: spec.DittoServerSpec) -> dict:
     metrics: dict = {"enabled": s.metrics.enabled}
     if s.metrics.enabled:
         metrics.update(host=LISTEN_HOST, port=s.metrics.port, path=s.metrics.path, auth="none")
+        if s.metrics.bearer_token_secret is not None:   # `none` and `token` are all DittoFS accepts
+            metrics.update(auth="token", token_file=f"{layout.METRICS_TOKEN_DIR}/{layout.METRICS_TOKEN_FILE}")
     controlplane: dict = {
         "host": LISTEN_HOST,
         "port": s.control_plane.port,

@@ -36,6 +36,9 @@ LEGACY_CONTROLPLANE_SUBPATH = "controlplane"   # the database lived on the metad
 TLS_DIR, TLS_CERT_KEY, TLS_KEY_KEY = "/tls", "tls.crt", "tls.key"
 CLIENT_CA_DIR, CA_KEY = "/tls-client-ca", "ca.crt"
 
+# The metrics scrape token (metrics.auth token): the Secret's key, projected to one file.
+METRICS_TOKEN_DIR, METRICS_TOKEN_FILE = "/metrics-token", "token"
+
 # Control-plane routes that need no token: what the kubelet probes.
 HEALTH_PATH = "/health"
 READY_PATH = "/health/ready"

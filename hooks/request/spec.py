@@ -90,6 +90,7 @@ class Metrics(Model):
     enabled: bool = False
     port: Port = 9090
     path: Annotated[str, Field(pattern=r"^/")] = "/metrics"
+    bearer_token_secret: SecretKeyRef | None = None   # scrapes must bring this token
 
 
 class ControlPlane(Model):
@@ -190,7 +191,6 @@ def _enabled(value: object) -> bool:
 UNSUPPORTED = (
     ("identity.ldap", lambda v: v is not None),
     ("identity.kerberos", lambda v: v is not None),
-    ("metrics.bearerTokenSecret", lambda v: v is not None),
     ("metrics.serviceMonitor", _enabled),
     ("percona", _enabled),
 )
@@ -243,6 +243,8 @@ class DittoServerSpec(Model):
         found = {ref.name for ref in refs if ref is not None}
         found.update(name for name in (self.control_plane.cert_secret_name, self.control_plane.client_ca_secret_name)
                      if name is not None)
+        if self.metrics.enabled and self.metrics.bearer_token_secret is not None:
+            found.add(self.metrics.bearer_token_secret.name)
         return sorted(found)
 
 
