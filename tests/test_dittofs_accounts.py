@@ -19,51 +19,61 @@ ADAPTERS = "/api/v1/adapters"
 
 def test_the_account_is_provisioned_once_and_a_steady_state_polls_with_it_alone(tmp_path):
     with world(tmp_path) as w:
+        secret = w.operator_secret()      # made by the sync hook, random until it exists
+        assert decoded(secret, "username") == "k8s-operator"
         first = w.discover()
-        (attachment,) = first["attachments"]
-        assert attachment["metadata"]["name"] == "demo-operator-credentials"
-        assert decoded(attachment, "username") == "k8s-operator"
-        assert decoded(attachment, "server-url") == w.server.url()
         assert w.state() == controlplane.State(controlplane.AUTHENTICATED, "polling as k8s-operator")
         seen = json.loads(first["annotations"][adapters.ANNOTATION])
         assert {(a["type"], a["port"]) for a in seen} == {("nfs", 12049), ("smb", 1445)}
-        # Admin did what only admin may: made the account, and turned the portmapper on.
+        # The account's login was refused (it did not exist), admin made it with the Secret's
+        # password, and turned the portmapper on: the only admin login.
         logins = [user for method, path, user in w.api.requests() if user]
-        assert logins == ["admin", "k8s-operator"]
+        assert logins == ["k8s-operator", "admin", "k8s-operator"]
         admin = w.admin()
         user = requests.get(w.server.url() + "/api/v1/users/k8s-operator", headers=admin, timeout=5).json()
         assert user["role"] == "operator"
+        w.server.login("k8s-operator", decoded(secret, "password"))
         settings = requests.get(w.server.url() + "/api/v1/adapters/nfs/settings", headers=admin, timeout=5).json()
         assert settings["portmapper_enabled"] is True
-        # ... and it runs: DittoFS starts it with the NFS adapter, which the hook restarted once.
-        assert any(port == 10111 for _, port in w.server.namespace.listening())
         assert controlplane.read_applied(first["annotations"]).portmapper == "nfs:12049"
-        # The account works on its own: the password in the attachment logs in.
-        w.server.login("k8s-operator", decoded(attachment, "password"))
+        # DittoFS starts the portmapper with the server: the next sync rolls the pod once.
+        assert w.sync()["status"]["configHash"] != w.response["status"]["configHash"]
+        w.server.stop()
+        w.server.start().wait_healthy(realdfs.startup_budget(w.server.pod))
+        assert any(port == 10111 for _, port in w.server.namespace.listening())
 
         w.api.forget()
+        steady = w.discover()
+        w.api.forget()
         for _ in range(3):
-            again = w.discover()
-            assert again == first   # same annotations, the attachment carried forward unchanged
+            assert w.discover() == steady   # the same annotations, nothing written
         assert w.api.requests() == [("GET", ADAPTERS, None)] * 3   # one request a poll, no login
 
 
-def test_a_restarted_hook_logs_in_with_the_attachment_and_re_provisions_a_deleted_account(tmp_path):
+def test_a_restarted_hook_re_provisions_a_deleted_account_with_the_secrets_password(tmp_path):
     with world(tmp_path) as w:
-        first = w.discover()
-        password = decoded(first["attachments"][0], "password")
+        w.discover()
         deleted = requests.delete(w.server.url() + "/api/v1/users/k8s-operator", headers=w.admin(), timeout=5)
         assert deleted.status_code in (200, 204), deleted.text
         w.api.forget()
-        # A new hook process (no token in memory), the same server and the same attachment.
+        # A new hook process (no token in memory), the same server and the same Secret.
         with servers.gunicorn({"DITTOFS_HOOK_API_URL_TEMPLATE": w.server.url()}) as (hook, _):
             w.hook = hook
-            again = w.discover()
-        assert again["attachments"] == first["attachments"]        # the same password, made again
-        assert password == decoded(again["attachments"][0], "password")
+            w.discover()
         assert w.state().reason == controlplane.AUTHENTICATED
         assert [user for _, _, user in w.api.requests() if user] == ["k8s-operator", "admin", "k8s-operator"]
         assert ("POST", "/api/v1/users", None) in w.api.requests()
+        w.server.login("k8s-operator", decoded(w.operator_secret(), "password"))
+
+
+def test_no_operator_secret_yet_waits_and_changes_nothing(tmp_path):
+    with world(tmp_path) as w:
+        w.related = [s for s in w.related if s is not w.operator_secret()]
+        found = w.discover()
+        assert adapters.ANNOTATION not in found["annotations"]
+        assert w.state().reason == controlplane.CREDENTIALS_MISSING
+        assert "demo-operator-credentials does not exist yet" in w.state().message
+        assert ("POST", "/api/v1/users", None) not in w.api.requests()
 
 
 def test_changed_admin_password_and_deleted_account_say_what_to_set_and_change_nothing_else(tmp_path):
@@ -82,7 +92,6 @@ def test_changed_admin_password_and_deleted_account_say_what_to_set_and_change_n
             w.hook = hook                     # no token in memory: the account must log in
             failed = w.discover()
         assert adapters.ANNOTATION not in failed["annotations"]                  # adapter state kept
-        assert failed["attachments"] == first["attachments"]                     # attachment kept
         state = w.state()
         assert state.reason == controlplane.ADMIN_CREDENTIALS_REFUSED and not state.polling
         assert "identity.admin.passwordSecretRef" in state.message
@@ -100,7 +109,6 @@ def test_changed_admin_password_and_deleted_account_say_what_to_set_and_change_n
             w.hook = hook
             recovered = w.discover()
         assert w.state().reason == controlplane.AUTHENTICATED
-        assert recovered["attachments"] == first["attachments"]
         assert recovered["annotations"][adapters.ANNOTATION] == first["annotations"][adapters.ANNOTATION]
 
 
@@ -110,7 +118,6 @@ def test_a_killed_server_keeps_adapter_state_and_attachment_and_says_unreachable
         w.server.stop()
         failed = w.discover()
         assert adapters.ANNOTATION not in failed["annotations"]
-        assert failed["attachments"] == first["attachments"]
         assert w.state().reason == controlplane.UNREACHABLE
         synced = factory.sync_of(factory.request(w.parent))
         assert factory.condition(synced, "AdaptersKnown")["status"] == "True"   # still the last known set
@@ -129,7 +136,6 @@ def test_a_slow_api_ends_the_call_within_its_bound(tmp_path):
         assert time.monotonic() - started < 9   # Metacontroller's hook timeout is 10 s
         w.api.delay = 0.0
         assert adapters.ANNOTATION not in slow["annotations"]
-        assert slow["attachments"] == first["attachments"]
         assert w.state().reason == controlplane.UNREACHABLE and "timed out" in w.state().message
 
 
@@ -138,8 +144,7 @@ def test_a_user_given_credentials_secret_wins_and_nothing_is_provisioned(tmp_pat
         w.related.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mine", "namespace": "storage"},
                           "data": {"username": b64("admin"), "password": b64(w.bootstrap_password())}})
         w.parent["spec"]["adapterDiscovery"] = {"credentialsSecretRef": {"name": "mine"}}
-        found = w.discover()
-        assert found["attachments"] == []
+        w.discover()
         assert w.state().message.startswith("polling as admin")
         assert ("POST", "/api/v1/users", None) not in w.api.requests()
 

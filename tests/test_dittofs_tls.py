@@ -54,16 +54,18 @@ def test_discovery_trusts_the_certificate_secrets_ca(tmp_path):
         found = w.discover()
         assert w.state().reason == controlplane.AUTHENTICATED, w.state()
         assert adapters.ANNOTATION in found["annotations"]
-        assert found["attachments"][0]["metadata"]["name"] == "demo-operator-credentials"
 
 
 def test_a_certificate_the_ca_did_not_sign_is_refused_and_changes_nothing(tmp_path):
     ca, stranger = trustme.CA(), trustme.CA()
-    # The server's certificate is signed by `stranger`; the Secret says to trust `ca`.
-    with tls_world(tmp_path, tls_secret("api-tls", stranger, ca), stranger) as w:
+    with tls_world(tmp_path, tls_secret("api-tls", ca, ca), ca) as w:
+        known = w.discover()["annotations"][adapters.ANNOTATION]
+        # The Secret now says to trust another CA than the one that signed the server's certificate.
+        cert = next(s for s in w.related if s["metadata"]["name"] == "api-tls")
+        cert["data"]["ca.crt"] = secret("x", c=stranger.cert_pem.bytes().decode())["data"]["c"]
         found = w.discover()
         assert adapters.ANNOTATION not in found["annotations"]
-        assert found["attachments"] == []
+        assert w.parent["metadata"]["annotations"][adapters.ANNOTATION] == known   # adapter state kept
         assert w.state().reason == controlplane.TLS_FAILURE
         assert "certificate not trusted" in w.state().message
         synced = factory.sync_of(factory.request(w.parent))

@@ -667,8 +667,8 @@ def test_decorator_controller():
     spec = dc["spec"]
     # A status write of the CompositeController must not poll DittoFS again.
     assert spec["resources"] == [{"apiVersion": f"{GROUP}/{VERSION}", "resource": PLURAL, "ignoreStatusChanges": True}]
-    # The operator account's Secret is an attachment, updated in place.
-    assert spec["attachments"] == [{"apiVersion": "v1", "resource": "secrets", "updateStrategy": {"method": "InPlace"}}]
+    # No attachment: the CompositeController owns the parent's Secrets and would release one.
+    assert spec["attachments"] == []
     # The hook's resyncAfterSeconds (the polling interval, default 30 s) is the timer; this
     # safety net is well above it, so the two do not both fire every interval.
     assert spec["resyncPeriodSeconds"] >= 10 * 30

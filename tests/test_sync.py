@@ -33,7 +33,8 @@ def test_response_has_exactly_the_three_keys():
 
 def test_children_always_present():
     resp = run(f.parent(adapters=[]))
-    assert f.names_of(resp, "Secret") == ["demo-admin-bootstrap-credentials", "demo-jwt-secret"]
+    assert f.names_of(resp, "Secret") == ["demo-admin-bootstrap-credentials", "demo-jwt-secret",
+                                          "demo-operator-credentials"]
     assert f.names_of(resp, "ConfigMap") == ["demo-config"]
     assert f.names_of(resp, "Service") == ["demo-api", "demo-headless"]
     assert f.names_of(resp, "StatefulSet") == ["demo"]
@@ -201,9 +202,10 @@ def test_a_missing_key_is_filled_and_existing_keys_kept():
 
 def test_referenced_secrets_replace_generated_ones():
     spec = {**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}},
-                                   "admin": {"passwordSecretRef": {"name": "adm", "key": "pw"}}}}
+                                   "admin": {"passwordSecretRef": {"name": "adm", "key": "pw"}}},
+            "adapterDiscovery": {"credentialsSecretRef": {"name": "poll"}}}
     resp = run(f.parent(spec=spec))
-    assert f.names_of(resp, "Secret") == []
+    assert f.names_of(resp, "Secret") == []     # a user's polling Secret: no operator account either
     env = _env(resp)
     assert env["DITTOFS_CONTROLPLANE_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "jwt", "key": "k"}
     # Cleartext, as DittoFS v0.29 and its operator read it; required, not optional.
@@ -527,14 +529,34 @@ def test_mutual_tls_mounts_the_client_ca_and_probes_the_port_only():
     assert config["controlplane"]["tls"]["client_ca"] == "/tls-client-ca/ca.crt"
 
 
-def test_tls_secrets_feed_the_config_hash_and_customize():
-    spec = {**f.SPEC, "controlPlane": {"certSecretName": "api-tls"}}
+def test_a_renewed_certificate_does_not_roll_the_pod_but_a_new_client_ca_does():
+    """DittoFS reloads its certificate files by itself: a cert-manager renewal must not cost an
+    NFS outage. The client CA is read at start."""
+    spec = {**f.SPEC, "controlPlane": {"certSecretName": "api-tls", "clientCASecretName": "clients"}}
     cert = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-tls"}, "data": {"tls.crt": "YQ=="}}
-    rotated = copy.deepcopy(cert)
-    rotated["data"]["tls.crt"] = "Yg=="
-    assert run(f.parent(spec=spec), related=[cert])["status"]["configHash"] != \
-        run(f.parent(spec=spec), related=[rotated])["status"]["configHash"]
-    assert customize.related_resources({"parent": f.parent(spec=spec)})["relatedResources"][0]["names"] == ["api-tls"]
+    clients = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "clients"}, "data": {"ca.crt": "YQ=="}}
+    base = run(f.parent(spec=spec), related=[cert, clients])["status"]["configHash"]
+    renewed = copy.deepcopy(cert)
+    renewed["data"]["tls.crt"] = "Yg=="
+    assert run(f.parent(spec=spec), related=[renewed, clients])["status"]["configHash"] == base
+    new_ca = copy.deepcopy(clients)
+    new_ca["data"]["ca.crt"] = "Yg=="
+    assert run(f.parent(spec=spec), related=[cert, new_ca])["status"]["configHash"] != base
+    assert customize.related_resources({"parent": f.parent(spec=spec)})["relatedResources"][0]["names"] == \
+        ["api-tls", "clients"]
+
+
+def test_turning_the_portmapper_on_rolls_the_pod_once():
+    """DittoFS starts the NFS portmapper only with the server: the applied annotation that
+    discovery writes after turning it on changes the pod template, once."""
+    plain = run(f.parent(adapters=[NFS]))["status"]["configHash"]
+    on = f.parent(adapters=[NFS])
+    on["metadata"]["annotations"]["dittofs.io/applied"] = '{"portmapper":"nfs:12049","snapshotPolicies":{}}'
+    rolled = run(on)
+    assert rolled["status"]["configHash"] != plain
+    moved = f.parent(adapters=[NFS])
+    moved["metadata"]["annotations"]["dittofs.io/applied"] = '{"portmapper":"nfs:2049","snapshotPolicies":{"/a":"x"}}'
+    assert run(moved)["status"]["configHash"] == rolled["status"]["configHash"]   # no second roll
 
 
 def test_a_client_ca_without_a_server_certificate_is_refused():

@@ -1,6 +1,6 @@
 """A DittoServer in a box for the discovery tests: the hook's sync answer, the real `dfs` it
-describes (tests/realdfs.py), the hook on a real gunicorn pointed at it, and the parent and
-attachments as Metacontroller holds them between calls."""
+describes (tests/realdfs.py), the hook on a real gunicorn pointed at it, and the parent and its
+Secrets as Metacontroller holds them between calls."""
 import base64
 import contextlib
 import copy
@@ -30,7 +30,6 @@ class World:
         self.server, self.hook, self.response = server, hook, response
         self.parent = factory.parent(spec=spec)
         self.related = [c for c in response["children"] if c["kind"] == "Secret"]
-        self.attachments: list[dict] = []
         self.last: dict = {}
 
     @property
@@ -38,16 +37,15 @@ class World:
         return self.server.forwards["api"]
 
     def discover(self) -> dict:
-        """One DecoratorController call; its annotations and attachments are kept, as Metacontroller does."""
+        """One DecoratorController call; its annotations are kept, as Metacontroller does."""
         request = {"controller": {}, "object": copy.deepcopy(self.parent), "finalizing": False,
-                   "attachments": factory.children_map(self.attachments, "v2"),
-                   "related": factory.children_map(self.related, "v2")}
+                   "attachments": {}, "related": factory.children_map(self.related, "v2")}
         found = requests.post(self.hook + "/discover", json=request, timeout=20)
         assert found.status_code == 200, found.text
         self.last = found.json()
         assert "status" not in self.last
+        assert self.last["attachments"] == []
         self.parent["metadata"]["annotations"].update(self.last["annotations"])
-        self.attachments = self.last["attachments"]
         return self.last
 
     def sync(self) -> dict:
@@ -57,6 +55,9 @@ class World:
 
     def state(self) -> controlplane.State:
         return controlplane.read_state(self.last["annotations"])
+
+    def operator_secret(self) -> dict:
+        return next(s for s in self.related if s["metadata"]["name"].endswith(layout.OPERATOR_SUFFIX))
 
     def bootstrap_password(self) -> str:
         bootstrap = next(s for s in self.related if s["metadata"]["name"].endswith(layout.ADMIN_SUFFIX))

@@ -1,4 +1,5 @@
-"""Generated Secrets: the JWT signing secret and the admin's bootstrap credentials.
+"""Generated Secrets: the JWT signing secret, the admin's bootstrap credentials, and the
+password of the `k8s-operator` account the discovery hook polls with.
 
 Values are random only until the Secret exists; from then on the observed data is returned
 unchanged, as `data` (base64), so Metacontroller never rewrites them. The bootstrap Secret is
@@ -35,6 +36,14 @@ def generated(ctx: context.Context) -> list[tuple[str, dict]]:
     if ctx.spec.identity.admin.password_secret_ref is None:
         found.append((layout.ADMIN_SUFFIX, {
             layout.USERNAME_KEY: lambda: layout.ADMIN_USER,
+            layout.PASSWORD_KEY: lambda: ctx.random_token(32),
+        }))
+    # The discovery hook makes the account with this password (it never invents one). A child
+    # here, not a decorator attachment: the CompositeController owns Secrets of this parent and
+    # would release an attachment. A user's credentials Secret means no account is made.
+    if ctx.spec.adapter_discovery.credentials_secret_ref is None:
+        found.append((layout.OPERATOR_SUFFIX, {
+            layout.USERNAME_KEY: lambda: layout.OPERATOR_USER,
             layout.PASSWORD_KEY: lambda: ctx.random_token(32),
         }))
     return found

@@ -19,14 +19,16 @@ import orjson
 
 from hooks.children import configmap, networkpolicies, secrets, services, statefulset, status
 from hooks.dittofs import config
-from hooks.request import adapters, caching, context, errors, observed, ports, spec
+from hooks.request import adapters, caching, context, controlplane, errors, observed, ports, spec
 
 RESYNC_AFTER_SECONDS = 0.0   # Metacontroller's watches and resyncPeriodSeconds suffice
 
 
-def config_hash(config_yaml: str, related: observed.Objects, referenced: list[str]) -> str:
-    """SHA-256 of config.yaml and the referenced Secrets' data, in a fixed order."""
-    digest = hashlib.sha256(config_yaml.encode())
+def config_hash(config_yaml: str, related: observed.Objects, referenced: list[str], portmapper: bool = False) -> str:
+    """SHA-256 of config.yaml and the referenced Secrets' data, in a fixed order; and whether
+    the NFS portmapper was turned on (DittoFS starts it only with the server, so turning it on
+    rolls the pod once)."""
+    digest = hashlib.sha256(config_yaml.encode() + (b"\0portmapper" if portmapper else b""))
     for name in referenced:
         data = observed.dig(related.get(name), "data", default={}) or {}
         for key in sorted(data):
@@ -79,7 +81,9 @@ def read(request: object, strategy: ports.Strategy, random_token: Callable[[int]
                       statefulset.observed_container_ports(ctx.statefulset), strategy)
     config_yaml = config.render(ctx.spec)
     return Sync(ctx, plan, config_yaml,
-                config_hash(config_yaml, ctx.observed.related_secrets, ctx.spec.referenced_secrets()))
+                config_hash(config_yaml, ctx.observed.related_secrets, ctx.spec.restarting_secrets(),
+                            controlplane.read_applied(observed.dig(ctx.parent, "metadata", "annotations")).portmapper
+                            is not None))
 
 
 def desired_state(

@@ -83,13 +83,17 @@ class TokenCache:
         found = self.get(key)
         return found.access if found is not None and self.clock() < found.renew_at else None
 
-    def put(self, key: TokenKey, access: str, refresh: str | None, expires_in: float) -> None:
+    def put(self, key: TokenKey, access: str, refresh: str | None, expires_in: float,
+            refresh_expires_in: float | None = None) -> None:
         now = self.clock()
-        # A refresh token outlives the access token; its exact life is not reported, so it is
-        # tried for one more access lifetime, and a refused refresh falls back to a login.
         renew_at = now + self._reuse_fraction * expires_in if expires_in > 0 else now
+        # The login answer does not say how long the refresh token lives: the spec does
+        # (refreshTokenDuration); without it, one more access lifetime. A refused refresh falls
+        # back to a login anyway.
+        refresh_until = renew_at + max(expires_in, 0) if refresh_expires_in is None else \
+            max(renew_at, now + self._reuse_fraction * refresh_expires_in)
         with self._lock:
-            self._tokens[key] = Tokens(access, refresh, renew_at, renew_at + max(expires_in, 0))
+            self._tokens[key] = Tokens(access, refresh, renew_at, refresh_until)
 
     def drop(self, key: TokenKey, access: str | None = None) -> None:
         """Forget the tokens, unless another thread already replaced `access` with a fresh one."""
@@ -169,8 +173,8 @@ class Client:
         self.tokens = tokens or TokenCache()
         self.connect_timeout, self.read_timeout, self.budget = connect_timeout, read_timeout, budget
 
-    def call(self, verify: bool | str = True) -> "Call":
-        return Call(self, time.monotonic() + self.budget, verify)
+    def call(self, verify: bool | str = True, refresh_lifetime: float | None = None) -> "Call":
+        return Call(self, time.monotonic() + self.budget, verify, refresh_lifetime)
 
 
 @dataclass
@@ -181,11 +185,12 @@ class Call:
     client: Client
     deadline: float
     verify: bool | str = True
+    refresh_lifetime: float | None = None   # seconds a refresh token lives (the spec's refreshTokenDuration)
 
     def request(self, method: str, url: str, step: str, **kwargs) -> requests.Response:
         remaining = self.deadline - time.monotonic()
         if remaining < MIN_CALL_SECONDS:
-            raise Unavailable(f"{step}: out of time", controlplane.UNREACHABLE)
+            raise Unavailable(f"{urlsplit(url).netloc} timed out", controlplane.UNREACHABLE)
         # Connect and read waits add up, so each gets at most half of what is left.
         timeout = (min(self.client.connect_timeout, remaining / 2), min(self.client.read_timeout, remaining / 2))
         where = urlsplit(url).netloc
@@ -193,17 +198,19 @@ class Call:
             # No redirects: the login body and the bearer token go to the configured server only.
             return self.client.session.request(method, url, timeout=timeout, allow_redirects=False,
                                                verify=self.verify, **kwargs)
+        # The messages name the server, not the step: the state annotation quotes them, and it
+        # must read the same in one outage whichever step of whichever worker hit it first.
         except requests.exceptions.SSLError as exc:
             verify_failed = any(isinstance(arg, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(arg)
                                 for arg in _chain(exc))
             what = "certificate not trusted" if verify_failed else "TLS handshake failed"
-            raise Unavailable(f"{step}: {where}: {what}", controlplane.TLS_FAILURE) from None
+            raise Unavailable(f"{where}: {what}", controlplane.TLS_FAILURE) from None
         except requests.Timeout:
-            raise Unavailable(f"{step}: {where} timed out", controlplane.UNREACHABLE) from None
+            raise Unavailable(f"{where} timed out", controlplane.UNREACHABLE) from None
         except requests.ConnectionError as exc:
-            raise Unavailable(f"{step}: cannot reach {where} ({_cause(exc)})", controlplane.UNREACHABLE) from None
+            raise Unavailable(f"cannot reach {where} ({_cause(exc)})", controlplane.UNREACHABLE) from None
         except requests.RequestException as exc:
-            raise Unavailable(f"{step}: {type(exc).__name__}", controlplane.UNREACHABLE) from None
+            raise Unavailable(f"cannot reach {where} ({type(exc).__name__})", controlplane.UNREACHABLE) from None
 
     # --- tokens ---------------------------------------------------------------------------------
 
@@ -227,7 +234,7 @@ class Call:
                               controlplane.PASSWORD_CHANGE_REQUIRED)
         refresh = found.get("refresh_token")
         self.client.tokens.put(creds.token_key, token, refresh if isinstance(refresh, str) else None,
-                               _lifetime(found.get("expires_in")))
+                               _lifetime(found.get("expires_in")), self.refresh_lifetime)
         return token
 
     def token(self, creds: Credentials, refused: str) -> str:
@@ -286,15 +293,6 @@ class Call:
         response = self.authorized("PATCH", admin, NFS_SETTINGS_PATH, "enable the NFS portmapper", refused,
                                    json={PORTMAPPER_FIELD: True})
         expect_ok(response, "enable the NFS portmapper", _refusal(response, refused))
-
-    def restart_adapter(self, admin: Credentials, adapter_type: str, refused: str) -> None:
-        """Stop and start an adapter: DittoFS starts the NFS portmapper only when the adapter
-        starts (a changed setting alone does nothing until then)."""
-        path = f"{ADAPTERS_PATH}/{quote(adapter_type, safe='')}"
-        for enabled in (False, True):
-            response = self.authorized("PUT", admin, path, f"restart the {adapter_type} adapter", refused,
-                                       json={"enabled": enabled})
-            expect_ok(response, f"restart the {adapter_type} adapter", _refusal(response, refused))
 
     def put_snapshot_policy(self, admin: Credentials, share: str, body: dict, refused: str) -> None:
         """PUT the policy; a share that does not exist yet is reason SNAPSHOT_POLICY_PENDING."""

@@ -2,8 +2,10 @@
 which protocol adapters it serves, with the least privilege that works, and write what it found
 into the parent's annotations.
 
-- Polling reads with an `operator`-role account, `k8s-operator`, that the hook provisions
-  itself and keeps in the attachment Secret `{p}-operator-credentials` (the Go operator's layout).
+- Polling reads with an `operator`-role account, `k8s-operator`, whose password is in the Secret
+  `{p}-operator-credentials` (the Go operator's name and keys). The sync hook makes that Secret
+  (a child of the DittoServer, random only until it exists); this hook reads it and makes the
+  account in DittoFS with it when a login is refused. It never invents a password.
   A user-given `adapterDiscovery.credentialsSecretRef` wins: then nothing is provisioned.
 - Admin credentials (`identity.admin.passwordSecretRef`, else the bootstrap Secret) are used only
   for a write that is due: (re)provisioning the account, turning on the NFS portmapper, applying a
@@ -11,23 +13,20 @@ into the parent's annotations.
 - Annotations: `dittofs.io/adapters` (only from a successful poll: a failed one never changes
   adapter state), `dittofs.io/control-plane` (the state, for the `Authenticated` condition) and
   `dittofs.io/applied` (which admin writes are done, so a steady state repeats none).
-- Metacontroller deletes an attachment the answer leaves out, so every answer carries the
-  observed one forward; a random password is made only while none exists.
+- No attachments: the CompositeController owns this parent's Secrets and would release one.
 """
 import base64
 import hashlib
 import json
 import logging
 import os
-import secrets
-import string
 import tempfile
 import threading
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from hooks.dittofs import client, layout
-from hooks.request import adapters, controlplane, observed, spec
+from hooks.request import adapters, controlplane, durations, observed, spec
 
 log = logging.getLogger("hooks.dittofs.discovery")
 
@@ -35,13 +34,8 @@ EXTENSION = "dittofs_discovery"          # the app's Discovery in flask's `app.e
 SERVER_URL_KEY = "server-url"
 OPERATOR_ROLE = "operator"
 DEFAULT_URL_TEMPLATE = "{scheme}://{name}-api.{namespace}.svc.cluster.local:{port}"
-_ALPHABET = string.ascii_letters + string.digits
 Unavailable = client.Unavailable
 Credentials = client.Credentials
-
-
-def random_password() -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(32))
 
 
 # --- pure parts: what to ask, and what to answer ---------------------------------------------
@@ -55,7 +49,6 @@ class Target:
     spec: spec.DittoServerSpec
     annotations: dict
     related: object
-    attachment: dict | None      # the observed operator Secret
     url: str
 
     @property
@@ -180,21 +173,6 @@ def read_admin(target: Target, url: str) -> Credentials:
                           "with the admin's current password)", controlplane.ADMIN_CREDENTIALS_REFUSED) from None
 
 
-def operator_attachment(target: Target, password_b64: str, extra: dict | None = None) -> dict:
-    """The attachment Secret with the operator account; other keys of an observed one are kept."""
-    data = dict(extra or {})
-    data.update({layout.USERNAME_KEY: _b64(layout.OPERATOR_USER), layout.PASSWORD_KEY: password_b64,
-                 SERVER_URL_KEY: _b64(target.url)})
-    labels = {"app": "dittofs-server", "instance": target.name, "app.kubernetes.io/managed-by": "dittofs-hooks"}
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": target.operator_secret, "namespace": target.namespace, "labels": labels},
-            "data": dict(sorted(data.items()))}
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
 def policy_body(policy: spec.SnapshotPolicy) -> dict:
     """The body of `PUT .../snapshot-policy` for a spec's policy (DittoFS's field names)."""
     body: dict = {"interval": policy.interval, "enabled": policy.enabled}
@@ -224,7 +202,6 @@ class Outcome:
     state: controlplane.State
     applied: controlplane.Applied
     entries: list[adapters.Entry] | None = None    # None: adapter state not read
-    attachment: dict | None = None
     notes: list[tuple[str, str]] = field(default_factory=list)   # (reason, text) of each write that waits
 
 
@@ -234,8 +211,7 @@ def answer(target: Target, outcome: Outcome) -> dict:
                    controlplane.APPLIED_ANNOTATION: outcome.applied.encode()}
     if outcome.entries is not None:
         annotations[adapters.ANNOTATION] = adapters.canonical(outcome.entries)
-    return {"annotations": annotations,
-            "attachments": [outcome.attachment] if outcome.attachment is not None else [],
+    return {"annotations": annotations, "attachments": [],
             "resyncAfterSeconds": target.spec.adapter_discovery.polling_seconds}
 
 
@@ -266,10 +242,9 @@ class Poll:
         return self._admin
 
     def run(self) -> Outcome:
-        outcome = Outcome(controlplane.State(controlplane.UNEXPECTED_ANSWER, ""), self.applied,
-                          attachment=self._kept_attachment())
+        outcome = Outcome(controlplane.State(controlplane.UNEXPECTED_ANSWER, ""), self.applied)
         try:
-            creds, outcome.attachment = self.polling_account(outcome.attachment)
+            creds = self.polling_account()
             outcome.entries = self.read_adapters(creds)
         except Unavailable as exc:
             outcome.state = controlplane.State(exc.reason, self._explained(exc))
@@ -280,45 +255,34 @@ class Poll:
 
     # The polling account --------------------------------------------------------------------
 
-    def _kept_attachment(self) -> dict | None:
-        """The observed operator Secret, as the answer must carry it (None when there is none
-        or a user's Secret is used: then the hook provisions nothing)."""
-        found = self.target.attachment
-        if found is None or credentials_secret(self.target.name, self.target.spec) is not None:
-            return None
-        data = found.get("data") if isinstance(found.get("data"), dict) else {}
-        password = data.get(layout.PASSWORD_KEY)
-        if not isinstance(password, str):
-            return None
-        return operator_attachment(self.target, password, {k: v for k, v in data.items() if isinstance(v, str)})
-
-    def polling_account(self, kept: dict | None) -> tuple[Credentials, dict | None]:
-        """The credentials to poll with, and the attachment to answer with."""
+    def polling_account(self) -> Credentials:
+        """The credentials to poll with: the user's Secret, else the operator account, made in
+        DittoFS (with admin) when its login is refused."""
         user_secret = credentials_secret(self.target.name, self.target.spec)
         if user_secret is not None:
             found = read_credentials(find_secret(self.target.related, user_secret, self.target.namespace),
                                      user_secret, self.target.url)
             self.url = found.url
-            return found, None
-        if kept is not None:
-            password = _decoded(kept["data"], self.target.operator_secret, layout.PASSWORD_KEY)
-            if password:
-                creds = Credentials(self.target.url, layout.OPERATOR_USER, password)
-                if self._works(creds):
-                    return creds, kept
-                self.provision(creds)   # deleted in DittoFS, or another password: the same one again
-                return creds, kept
-        creds = Credentials(self.target.url, layout.OPERATOR_USER, random_password())
-        self.provision(creds)
-        return creds, operator_attachment(self.target, _b64(creds.password))
+            return found
+        secret = self.target.operator_secret
+        found = find_secret(self.target.related, secret, self.target.namespace)
+        if found is None:
+            raise Unavailable(f"Secret {secret} does not exist yet (the sync hook makes it)",
+                              controlplane.CREDENTIALS_MISSING)
+        password = _required(_data(found, secret), secret, layout.PASSWORD_KEY)
+        creds = Credentials(self.target.url, layout.OPERATOR_USER, password)
+        if not self._works(creds):
+            self.provision(creds)   # not made yet, deleted in DittoFS, or another password: this one
+        return creds
 
     def _works(self, creds: Credentials) -> bool:
-        """Whether the account logs in (or already holds a token)."""
+        """Whether the account logs in (or already holds a token). Only a 401 (no such user, or
+        another password) is for provisioning to fix; a disabled account (403) is reported."""
         try:
             self.call.token(creds, controlplane.CREDENTIALS_REFUSED)
             return True
         except Unavailable as exc:
-            if exc.reason == controlplane.CREDENTIALS_REFUSED:
+            if exc.reason == controlplane.CREDENTIALS_REFUSED and exc.status == 401:
                 return False
             raise
 
@@ -354,13 +318,14 @@ class Poll:
         outcome.applied = replace(outcome.applied, snapshot_policies=kept)
 
     def portmapper(self) -> None:
-        """macOS clients need the NFS portmapper. DittoFS starts it with the NFS adapter only, so
-        turning it on restarts the adapter once (a moment without NFS, then never again)."""
+        """macOS clients need the NFS portmapper. DittoFS starts it only when the server starts:
+        the `applied` annotation this leads to rolls the pod once (`children.sync`), gracefully,
+        rather than a disable and enable of the adapter through the API, which can hang on
+        connected clients and leave NFS off."""
         refused = controlplane.ADMIN_CREDENTIALS_REFUSED
         if not self.call.nfs_portmapper_enabled(self.admin(), refused):
             self.call.enable_nfs_portmapper(self.admin(), refused)
-            self.call.restart_adapter(self.admin(), adapters.NFS, refused)
-            log.info("enabled the NFS portmapper of %s and restarted its NFS adapter", self.target.who)
+            log.info("enabled the NFS portmapper of %s (it starts with the next pod)", self.target.who)
 
     def _attempt(self, outcome: Outcome, what: str, write) -> bool:
         try:
@@ -400,8 +365,7 @@ class Discovery:
         name, namespace, metadata, parsed = spec.read_parent(request, "object")
         url = default_url(name, namespace, parsed.control_plane.port, self.url_template, parsed.control_plane.https)
         annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
-        attachment = find_secret(request.get("attachments"), f"{name}-{layout.OPERATOR_SUFFIX}", namespace)
-        return Target(name, namespace, parsed, annotations, request.get("related"), attachment, url)
+        return Target(name, namespace, parsed, annotations, request.get("related"), url)
 
     def verify(self, target: Target) -> bool | str:
         """What a TLS certificate is checked against: the `ca.crt` of the certificate Secret
@@ -418,7 +382,8 @@ class Discovery:
     def discover(self, request: object) -> dict:
         """DecoratorController sync."""
         target = self.target(request)
-        outcome = Poll(target, self.api.call(self.verify(target))).run()
+        refresh = durations.positive_or(target.spec.identity.jwt.refresh_token_duration, 0.0) or None
+        outcome = Poll(target, self.api.call(self.verify(target), refresh)).run()
         if outcome.entries is None:
             log.warning("adapter discovery for %s failed, adapter state left as it is: %s", target.who,
                         outcome.state.message)
@@ -428,9 +393,10 @@ class Discovery:
 def related_resources(request: object) -> dict:
     """DecoratorController customize: the Secrets a poll may read, in the parent's namespace."""
     name, namespace, _, parsed = spec.read_parent(request, "parent")
-    names = {admin_secret(name, parsed)[0]}
-    names.update(found for found in (credentials_secret(name, parsed), parsed.control_plane.cert_secret_name)
-                 if found is not None)
+    polling = credentials_secret(name, parsed) or f"{name}-{layout.OPERATOR_SUFFIX}"
+    names = {admin_secret(name, parsed)[0], polling}
+    if parsed.control_plane.cert_secret_name is not None:
+        names.add(parsed.control_plane.cert_secret_name)
     return {"relatedResources": [
         {"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "names": sorted(names)},
     ]}

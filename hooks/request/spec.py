@@ -142,13 +142,27 @@ class Logging(Model):
     output: Annotated[str, Field(min_length=1)] = "stdout"
 
 
+def _interval(value: str) -> str:
+    if value in ("@hourly", "@daily", "@weekly") or durations.positive_or(value, 0.0) > 0:
+        return value
+    raise ValueError("must be a positive Go duration (24h) or @hourly, @daily, @weekly")
+
+
+def _ttl(value: str | None) -> str | None:
+    if value in (None, "", "0") or durations.positive_or(value, 0.0) > 0:
+        return value
+    raise ValueError("must be a Go duration (72h), or empty or 0 for no age bound")
+
+
 class SnapshotPolicy(Model):
-    """A scheduled snapshot policy for one share (DittoFS's `PUT /api/v1/shares/{share}/snapshot-policy`)."""
+    """A scheduled snapshot policy for one share (DittoFS's `PUT /api/v1/shares/{share}/snapshot-policy`).
+    Interval and ttl are checked here as DittoFS checks them, so a policy it would refuse (and
+    the hook would send again on every poll) is refused where the user sees it."""
 
     share: Annotated[str, Field(min_length=1)]
-    interval: Annotated[str, Field(min_length=1)]      # a Go duration or @hourly, @daily, @weekly
+    interval: Annotated[str, AfterValidator(_interval)]
     keep_last: Annotated[int, Field(ge=0, strict=True)] | None = None
-    ttl: str | None = None
+    ttl: Annotated[str | None, AfterValidator(_ttl)] = None
     enabled: bool = True
     name_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{0,64}$")] | None = None
 
@@ -246,6 +260,12 @@ class DittoServerSpec(Model):
         if self.metrics.enabled and self.metrics.bearer_token_secret is not None:
             found.add(self.metrics.bearer_token_secret.name)
         return sorted(found)
+
+    def restarting_secrets(self) -> list[str]:
+        """The referenced Secrets whose change needs the pod restarted (the config hash): all
+        but the control plane's certificate, which DittoFS reloads from its files by itself
+        (a cert-manager renewal must not cost an NFS outage)."""
+        return [name for name in self.referenced_secrets() if name != self.control_plane.cert_secret_name]
 
 
 def _field_path(prefix: str, loc: tuple) -> str:
