@@ -629,3 +629,22 @@ def test_one_outage_reads_the_same_whichever_worker_and_step_meets_it(httpserver
     finally:
         httpserver.start()
     assert states[0] == states[1] and states[0].reason == controlplane.UNREACHABLE
+
+
+def test_a_disabled_operator_account_is_reported_not_made_again(httpserver):
+    """Only a 401 (no such user, another password) is for provisioning; 403 (disabled) is not."""
+    httpserver.expect_request(api.LOGIN_PATH, method="POST").respond_with_json(
+        {"type": "about:blank", "title": "Forbidden", "status": 403, "detail": "User account is disabled"}, status=403)
+    found = discovery.Discovery(api.Client(tokens=api.TokenCache(clock=Clock())),
+                                url_template=url_of(httpserver).rstrip("/"))
+    hook = app.create_app(settings.Settings(), discovery_client=found).test_client()
+    bare = {**parent(), "spec": {"storage": {"metadataSize": "1Gi"}}}
+    operator = secret(None, name=f"{NAME}-operator-credentials", username="k8s-operator", password="op")
+    admin = secret(None, name=ADMIN_SECRET, username="admin", password="adm1n")
+    body = {"controller": {}, "object": bare, "attachments": {}, "finalizing": False,
+            "related": {"Secret.v1": {s["metadata"]["name"]: s for s in (operator, admin)}}}
+    answer = discover(hook, body)
+    state = controlplane.read_state(answer["annotations"])
+    assert state.reason == controlplane.CREDENTIALS_REFUSED and "User account is disabled" in state.message
+    assert logins(httpserver) == ["k8s-operator"]                       # admin never logged in
+    assert calls(httpserver, "/api/v1/users", "POST") == []

@@ -69,11 +69,17 @@ def test_a_restarted_hook_re_provisions_a_deleted_account_with_the_secrets_passw
 def test_no_operator_secret_yet_waits_and_changes_nothing(tmp_path):
     with world(tmp_path) as w:
         w.related = [s for s in w.related if s is not w.operator_secret()]
+        w.api.forget()
         found = w.discover()
         assert adapters.ANNOTATION not in found["annotations"]
         assert w.state().reason == controlplane.CREDENTIALS_MISSING
         assert "demo-operator-credentials does not exist yet" in w.state().message
-        assert ("POST", "/api/v1/users", None) not in w.api.requests()
+        assert w.api.requests() == []                       # nothing asked of DittoFS
+        # The sync hook makes the Secret: the next poll makes the account and polls.
+        w.related = [c for c in w.response["children"] if c["kind"] == "Secret"]
+        w.discover()
+        assert w.state().reason == controlplane.AUTHENTICATED
+        assert ("POST", "/api/v1/users", None) in w.api.requests()
 
 
 def test_changed_admin_password_and_deleted_account_say_what_to_set_and_change_nothing_else(tmp_path):
@@ -112,7 +118,7 @@ def test_changed_admin_password_and_deleted_account_say_what_to_set_and_change_n
         assert recovered["annotations"][adapters.ANNOTATION] == first["annotations"][adapters.ANNOTATION]
 
 
-def test_a_killed_server_keeps_adapter_state_and_attachment_and_says_unreachable(tmp_path):
+def test_a_killed_server_keeps_adapter_state_and_says_unreachable(tmp_path):
     with world(tmp_path) as w:
         first = w.discover()
         w.server.stop()
@@ -124,7 +130,8 @@ def test_a_killed_server_keeps_adapter_state_and_attachment_and_says_unreachable
         assert factory.condition(synced, "Authenticated")["status"] == "False"
         w.server.start().wait_healthy(realdfs.startup_budget(w.server.pod))
         back = w.discover()
-        assert back == first
+        for key in (adapters.ANNOTATION, controlplane.STATE_ANNOTATION):
+            assert back["annotations"][key] == first["annotations"][key]
 
 
 def test_a_slow_api_ends_the_call_within_its_bound(tmp_path):
@@ -136,7 +143,7 @@ def test_a_slow_api_ends_the_call_within_its_bound(tmp_path):
         assert time.monotonic() - started < 9   # Metacontroller's hook timeout is 10 s
         w.api.delay = 0.0
         assert adapters.ANNOTATION not in slow["annotations"]
-        assert w.state().reason == controlplane.UNREACHABLE and "timed out" in w.state().message
+        assert w.state().reason == controlplane.UNREACHABLE and "cannot reach" in w.state().message
 
 
 def test_a_user_given_credentials_secret_wins_and_nothing_is_provisioned(tmp_path):
@@ -200,5 +207,6 @@ def test_an_expiring_token_is_refreshed_on_the_real_server_not_logged_in_again(t
         first = w.discover()
         w.api.forget()
         time.sleep(4.5)                  # past 80% of the 5 s access token
-        assert w.discover() == first
+        again = w.discover()
+        assert again["annotations"][adapters.ANNOTATION] == first["annotations"][adapters.ANNOTATION]
         assert w.api.requests() == [("POST", "/api/v1/auth/refresh", None), ("GET", ADAPTERS, None)]

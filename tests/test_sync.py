@@ -547,16 +547,20 @@ def test_a_renewed_certificate_does_not_roll_the_pod_but_a_new_client_ca_does():
 
 
 def test_turning_the_portmapper_on_rolls_the_pod_once():
-    """DittoFS starts the NFS portmapper only with the server: the applied annotation that
-    discovery writes after turning it on changes the pod template, once."""
+    """DittoFS starts the NFS portmapper only with the server: when discovery turned it on, the
+    applied annotation it writes changes the pod template, once; a portmapper found on does not."""
+    def with_applied(value: str) -> dict:
+        found = f.parent(adapters=[NFS])
+        found["metadata"]["annotations"]["dittofs.io/applied"] = value
+        return found
     plain = run(f.parent(adapters=[NFS]))["status"]["configHash"]
-    on = f.parent(adapters=[NFS])
-    on["metadata"]["annotations"]["dittofs.io/applied"] = '{"portmapper":"nfs:12049","snapshotPolicies":{}}'
-    rolled = run(on)
-    assert rolled["status"]["configHash"] != plain
-    moved = f.parent(adapters=[NFS])
-    moved["metadata"]["annotations"]["dittofs.io/applied"] = '{"portmapper":"nfs:2049","snapshotPolicies":{"/a":"x"}}'
-    assert run(moved)["status"]["configHash"] == rolled["status"]["configHash"]   # no second roll
+    found_on = '{"portmapper":"nfs:12049","portmapperTurnedOn":false,"snapshotPolicies":{}}'
+    assert run(with_applied(found_on))["status"]["configHash"] == plain
+    turned_on = '{"portmapper":"nfs:12049","portmapperTurnedOn":true,"snapshotPolicies":{}}'
+    rolled = run(with_applied(turned_on))["status"]["configHash"]
+    assert rolled != plain
+    moved = '{"portmapper":"nfs:2049","portmapperTurnedOn":true,"snapshotPolicies":{"/a":"x"}}'
+    assert run(with_applied(moved))["status"]["configHash"] == rolled   # no second roll
 
 
 def test_a_client_ca_without_a_server_certificate_is_refused():
@@ -590,3 +594,24 @@ def test_sqlite_is_database_ready_and_a_stopped_server_is_available():
     resp = run(f.parent(spec={**f.SPEC, "replicas": 0}))
     assert f.condition(resp, "DatabaseReady")["reason"] == "SQLite"
     assert f.condition(resp, "Available")["status"] == "True" and f.condition(resp, "Available")["reason"] == "Stopped"
+
+
+def test_a_generated_secret_the_spec_now_names_is_kept_not_deleted():
+    """Pointing passwordSecretRef at the bootstrap Secret (after editing it) must not make
+    Metacontroller delete it: it is handed back as it is."""
+    first = run()
+    bootstrap = f.child(first, "Secret", "demo-admin-bootstrap-credentials")
+    edited = copy.deepcopy(bootstrap)
+    edited["data"]["password"] = base64.b64encode(b"changed by hand").decode()
+    spec = {**f.SPEC, "identity": {"admin": {"passwordSecretRef": {"name": "demo-admin-bootstrap-credentials",
+                                                                   "key": "password"}}}}
+    later = run(f.parent(spec=spec), observed=[*first["children"][:1], edited, *first["children"][2:]])
+    assert f.child(later, "Secret", "demo-admin-bootstrap-credentials")["data"] == edited["data"]
+
+
+def test_an_emptied_generated_password_is_made_again():
+    first = run()
+    emptied = copy.deepcopy(f.child(first, "Secret", "demo-operator-credentials"))
+    emptied["data"]["password"] = ""
+    later = run(observed=[emptied])
+    assert f.child(later, "Secret", "demo-operator-credentials")["data"]["password"] != ""

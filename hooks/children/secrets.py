@@ -55,7 +55,12 @@ def _observed_data(ctx: context.Context, suffix: str) -> dict:
 
 
 def _complete(data: dict, keys) -> bool:
-    return all(isinstance(data.get(key), str) for key in keys)
+    return all(_present(data.get(key)) for key in keys)
+
+
+def _present(value: object) -> bool:
+    """A value to keep: an emptied one is made again (an empty password works for nobody)."""
+    return isinstance(value, str) and value != ""
 
 
 def current_data(ctx: context.Context, suffix: str, keys) -> dict:
@@ -85,11 +90,28 @@ def legacy_kept(ctx: context.Context) -> dict | None:
     return {key: value for key, value in sorted(legacy.items()) if isinstance(value, str)}
 
 
+def referenced_own(ctx: context.Context) -> dict[str, dict]:
+    """Secrets this hook made that the spec now names as the user's own (e.g. the bootstrap
+    Secret, edited, as `identity.admin.passwordSecretRef`): handed back as observed, by name.
+    Left out, Metacontroller would delete the very Secret the spec points to."""
+    s = ctx.spec
+    refs = {ref.name for ref in (s.identity.jwt.secret_ref, s.identity.admin.password_secret_ref,
+                                 s.adapter_discovery.credentials_secret_ref) if ref is not None}
+    made_now = {ctx.child_name(suffix) for suffix, _ in generated(ctx)}
+    found = {}
+    for suffix in (layout.JWT_SUFFIX, layout.ADMIN_SUFFIX, layout.OPERATOR_SUFFIX):
+        name = ctx.child_name(suffix)
+        data = _observed_data(ctx, suffix)
+        if name in refs and name not in made_now and data:
+            found[suffix] = {key: value for key, value in sorted(data.items()) if isinstance(value, str)}
+    return found
+
+
 def build(ctx: context.Context) -> list[dict]:
-    found = []
+    found = [_secret(ctx, suffix, data) for suffix, data in referenced_own(ctx).items()]
     for suffix, wanted in generated(ctx):
         current = current_data(ctx, suffix, wanted)
-        found.append(_secret(ctx, suffix, {key: current[key] if isinstance(current.get(key), str) else _b64(make())
+        found.append(_secret(ctx, suffix, {key: current[key] if _present(current.get(key)) else _b64(make())
                                            for key, make in sorted(wanted.items())}))
     legacy = legacy_kept(ctx)
     if legacy is not None:
@@ -108,4 +130,5 @@ def existing_values(ctx: context.Context) -> tuple | None:
         found += [current[key] for key in sorted(wanted)]
     legacy = legacy_kept(ctx)
     found.append(None if legacy is None else tuple(legacy.items()))
+    found.append(tuple((suffix, tuple(data.items())) for suffix, data in referenced_own(ctx).items()))
     return tuple(found)

@@ -82,8 +82,8 @@ def read(request: object, strategy: ports.Strategy, random_token: Callable[[int]
     config_yaml = config.render(ctx.spec)
     return Sync(ctx, plan, config_yaml,
                 config_hash(config_yaml, ctx.observed.related_secrets, ctx.spec.restarting_secrets(),
-                            controlplane.read_applied(observed.dig(ctx.parent, "metadata", "annotations")).portmapper
-                            is not None))
+                            controlplane.read_applied(observed.dig(ctx.parent, "metadata", "annotations"))
+                            .portmapper_turned_on))
 
 
 def desired_state(

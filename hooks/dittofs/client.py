@@ -7,6 +7,7 @@ Errors are RFC 7807 problem+json, except a few plain-text ones (`Admin access re
 are read defensively.
 """
 import http.cookiejar
+import logging
 import ssl
 import threading
 import time
@@ -32,6 +33,7 @@ MIN_CALL_SECONDS = 0.2         # a call with less time than this left cannot fin
 TOKEN_REUSE_FRACTION = 0.8     # renew before expiry, so a token never dies between check and use
 
 TokenKey = tuple[str, str]     # (API URL, username)
+log = logging.getLogger("hooks.dittofs.client")
 
 
 class Unavailable(Exception):
@@ -190,7 +192,7 @@ class Call:
     def request(self, method: str, url: str, step: str, **kwargs) -> requests.Response:
         remaining = self.deadline - time.monotonic()
         if remaining < MIN_CALL_SECONDS:
-            raise Unavailable(f"{urlsplit(url).netloc} timed out", controlplane.UNREACHABLE)
+            raise Unavailable(f"cannot reach {urlsplit(url).netloc}", controlplane.UNREACHABLE)
         # Connect and read waits add up, so each gets at most half of what is left.
         timeout = (min(self.client.connect_timeout, remaining / 2), min(self.client.read_timeout, remaining / 2))
         where = urlsplit(url).netloc
@@ -205,12 +207,11 @@ class Call:
                                 for arg in _chain(exc))
             what = "certificate not trusted" if verify_failed else "TLS handshake failed"
             raise Unavailable(f"{where}: {what}", controlplane.TLS_FAILURE) from None
-        except requests.Timeout:
-            raise Unavailable(f"{where} timed out", controlplane.UNREACHABLE) from None
-        except requests.ConnectionError as exc:
-            raise Unavailable(f"cannot reach {where} ({_cause(exc)})", controlplane.UNREACHABLE) from None
         except requests.RequestException as exc:
-            raise Unavailable(f"cannot reach {where} ({type(exc).__name__})", controlplane.UNREACHABLE) from None
+            # One text for every way of not reaching it (refused, timed out, no such name): which
+            # one a worker meets first can differ. The cause goes to the log only.
+            log.info("%s: %s: %s", step, where, _cause(exc) if isinstance(exc, requests.ConnectionError) else type(exc).__name__)
+            raise Unavailable(f"cannot reach {where}", controlplane.UNREACHABLE) from None
 
     # --- tokens ---------------------------------------------------------------------------------
 

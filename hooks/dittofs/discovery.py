@@ -207,8 +207,11 @@ class Outcome:
 
 def answer(target: Target, outcome: Outcome) -> dict:
     """The decorator's answer. `status` is never set: the CompositeController owns it."""
-    annotations = {controlplane.STATE_ANNOTATION: outcome.state.encode(),
-                   controlplane.APPLIED_ANNOTATION: outcome.applied.encode()}
+    annotations = {controlplane.STATE_ANNOTATION: outcome.state.encode()}
+    if outcome.applied != controlplane.read_applied(target.annotations):
+        # Only when it changed: Metacontroller merges annotations, so the current value stays,
+        # and a stale copy of the parent can never turn a recorded write back.
+        annotations[controlplane.APPLIED_ANNOTATION] = outcome.applied.encode()
     if outcome.entries is not None:
         annotations[adapters.ANNOTATION] = adapters.canonical(outcome.entries)
     return {"annotations": annotations, "attachments": [],
@@ -235,6 +238,8 @@ class Poll:
         self.applied = controlplane.read_applied(target.annotations)
         self.url = target.url    # a user's credentials Secret may name another (its server-url)
         self._admin: Credentials | None = None
+        self.provisioned = False   # the account was made (again) in this poll
+        self.turned_on = False     # this poll turned the portmapper on
 
     def admin(self) -> Credentials:
         if self._admin is None:
@@ -290,6 +295,7 @@ class Poll:
         """Create the operator user with this password, or give an existing one this password."""
         self.call.ensure_user(self.admin(), creds.username, creds.password, OPERATOR_ROLE,
                               controlplane.ADMIN_CREDENTIALS_REFUSED)
+        self.provisioned = True
         log.info("provisioned DittoFS user %s (role %s) for %s", creds.username, OPERATOR_ROLE, self.target.who)
 
     def read_adapters(self, creds: Credentials) -> list[adapters.Entry]:
@@ -300,9 +306,12 @@ class Poll:
     def admin_writes(self, outcome: Outcome) -> None:
         """The writes that are due, each as admin; one that fails waits for the next poll."""
         signature = nfs_signature(outcome.entries)
-        if signature is not None and self.applied.portmapper != signature:
+        # Checked again when the NFS adapter changes, and after the account had to be made: a
+        # control-plane store made anew has the portmapper off again.
+        if signature is not None and (self.applied.portmapper != signature or self.provisioned):
             if self._attempt(outcome, "enable the NFS portmapper", self.portmapper):
-                outcome.applied = replace(outcome.applied, portmapper=signature)
+                outcome.applied = replace(outcome.applied, portmapper=signature,
+                                          portmapper_turned_on=outcome.applied.portmapper_turned_on or self.turned_on)
         done = dict(self.applied.snapshot_policies)
         wanted = {}
         for policy in self.target.spec.snapshot_policies:
@@ -325,6 +334,7 @@ class Poll:
         refused = controlplane.ADMIN_CREDENTIALS_REFUSED
         if not self.call.nfs_portmapper_enabled(self.admin(), refused):
             self.call.enable_nfs_portmapper(self.admin(), refused)
+            self.turned_on = True
             log.info("enabled the NFS portmapper of %s (it starts with the next pod)", self.target.who)
 
     def _attempt(self, outcome: Outcome, what: str, write) -> bool:

@@ -11,8 +11,8 @@ ADMIN_SUFFIX = "admin-bootstrap-credentials"
 # What this project and the Go operator called it before; adopted, then dropped.
 LEGACY_ADMIN_SUFFIX = "admin-credentials"
 USERNAME_KEY, PASSWORD_KEY = "username", "password"
-# The account the discovery hook polls with (role operator), and its attachment Secret: the
-# Go operator's names, so a server it made keeps working.
+# The account the discovery hook polls with (role operator), and the Secret with its password
+# (a child of the sync hook): the Go operator's names, so a server it made keeps working.
 OPERATOR_USER = "k8s-operator"
 OPERATOR_SUFFIX = "operator-credentials"
 

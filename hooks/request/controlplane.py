@@ -51,15 +51,17 @@ def read_state(annotations: object) -> State | None:
 
 @dataclass(frozen=True)
 class Applied:
-    """Admin writes done: the NFS adapter (type:port) whose portmapper was checked, and a digest
-    of each snapshot policy as last applied, by share."""
+    """Admin writes done: the NFS adapter (type:port) whose portmapper was checked, whether the
+    hook itself turned the portmapper on (then the pod rolls once, see `children.sync`), and a
+    digest of each snapshot policy as last applied, by share."""
 
     portmapper: str | None = None
     snapshot_policies: tuple[tuple[str, str], ...] = ()
+    portmapper_turned_on: bool = False
 
     def encode(self) -> str:
-        return json.dumps({"portmapper": self.portmapper, "snapshotPolicies": dict(self.snapshot_policies)},
-                          separators=(",", ":"), sort_keys=True)
+        return json.dumps({"portmapper": self.portmapper, "portmapperTurnedOn": self.portmapper_turned_on,
+                           "snapshotPolicies": dict(self.snapshot_policies)}, separators=(",", ":"), sort_keys=True)
 
 
 def read_applied(annotations: object) -> Applied:
@@ -76,4 +78,5 @@ def read_applied(annotations: object) -> Applied:
     policies = found.get("snapshotPolicies")
     policies = policies if isinstance(policies, dict) else {}
     return Applied(portmapper if isinstance(portmapper, str) else None,
-                   tuple(sorted((k, v) for k, v in policies.items() if isinstance(k, str) and isinstance(v, str))))
+                   tuple(sorted((k, v) for k, v in policies.items() if isinstance(k, str) and isinstance(v, str))),
+                   found.get("portmapperTurnedOn") is True)

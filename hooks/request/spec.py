@@ -143,13 +143,16 @@ class Logging(Model):
 
 
 def _interval(value: str) -> str:
-    if value in ("@hourly", "@daily", "@weekly") or durations.positive_or(value, 0.0) > 0:
+    seconds = durations.parse(value)
+    # Go keeps whole nanoseconds: anything shorter is 0, which DittoFS refuses.
+    if value in ("@hourly", "@daily", "@weekly") or (seconds is not None and seconds >= 1e-9):
         return value
-    raise ValueError("must be a positive Go duration (24h) or @hourly, @daily, @weekly")
+    raise ValueError("must be a Go duration of at least 1ns (24h) or @hourly, @daily, @weekly")
 
 
 def _ttl(value: str | None) -> str | None:
-    if value in (None, "", "0") or durations.positive_or(value, 0.0) > 0:
+    seconds = durations.parse(value) if value else 0.0
+    if seconds is not None and seconds >= 0:
         return value
     raise ValueError("must be a Go duration (72h), or empty or 0 for no age bound")
 
