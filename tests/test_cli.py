@@ -119,7 +119,7 @@ def test_adapters_option_gives_the_adapter_port_and_service(capsys):
     assert code == 0
     children = by_identity(documents(out))
     svc = children[("Service", "dittofs-example-adapter-nfs")]
-    assert {(p["name"], p["port"]) for p in svc["spec"]["ports"]} == {("adapter-nfs", 12049), ("portmap", 111)}
+    assert {(p["name"], p["port"]) for p in svc["spec"]["ports"]} == {("adapter-nfs", 12049), ("mdns", 5353), ("portmap", 111)}
     ports = children[("StatefulSet", "dittofs-example")]["spec"]["template"]["spec"]["containers"][0]["ports"]
     assert {"name": "adapter-nfs", "containerPort": 12049, "protocol": "TCP"} in ports
     assert yaml.safe_load(err)["status"]["adapters"] == [{"type": "nfs", "port": 12049}]

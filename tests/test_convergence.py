@@ -42,14 +42,16 @@ def test_becoming_ready_changes_status_but_no_child():
     assert loop.sync() == [] and loop.settle() == 1
 
 
+MDNS = ("adapter-mdns", 5353, "UDP")
+WSD = {("adapter-wsd", 3702, "UDP"), ("adapter-wsdmeta", 5357, "TCP")}
 ADAPTER_SEQUENCE = [
     ([], {("api", 8080, "TCP"), ("metrics", 9090, "TCP")}),
-    ([NFS], {("adapter-nfs", 12049, "TCP"), ("adapter-nfs-pm", 10111, "TCP")}),
-    ([NFS, SMB], {("adapter-nfs", 12049, "TCP"), ("adapter-nfs-pm", 10111, "TCP"), ("adapter-smb", 12445, "TCP")}),
-    ([SMB, f.entry("nfs", 12049, running=False)], {("adapter-smb", 12445, "TCP")}),
-    ([f.entry("smb", 1445)], {("adapter-smb", 1445, "TCP")}),
+    ([NFS], {MDNS, ("adapter-nfs", 12049, "TCP"), ("adapter-nfs-pm", 10111, "TCP")}),
+    ([NFS, SMB], {MDNS, ("adapter-nfs", 12049, "TCP"), ("adapter-nfs-pm", 10111, "TCP"), ("adapter-smb", 12445, "TCP"), *WSD}),
+    ([SMB, f.entry("nfs", 12049, running=False)], {MDNS, ("adapter-smb", 12445, "TCP"), *WSD}),
+    ([f.entry("smb", 1445)], {MDNS, ("adapter-smb", 1445, "TCP"), *WSD}),
     ([f.entry("smb", 1445), WEBDAV, f.entry("custom-adapter-a", 7000)],
-     {("adapter-smb", 1445, "TCP"), ("adapter-webdav", 8081, "TCP"), ("adapter-cu-1e31", 7000, "TCP")}),
+     {MDNS, ("adapter-smb", 1445, "TCP"), *WSD, ("adapter-webdav", 8081, "TCP"), ("adapter-cu-1e31", 7000, "TCP")}),
     ([], set()),
 ]
 
@@ -139,7 +141,8 @@ def test_network_policies_converge_too():
 def test_hook_versions_converge_alike(version):
     loop = settled(Loop(SPEC, [NFS, WEBDAV], version=version))
     assert loop.sync() == []
-    assert {p[0] for p in loop.live_port_set()} == {"adapter-nfs", "adapter-nfs-pm", "adapter-webdav", "api", "metrics"}
+    assert {p[0] for p in loop.live_port_set()} == {"adapter-mdns", "adapter-nfs", "adapter-nfs-pm", "adapter-webdav",
+                                                    "api", "metrics"}
 
 
 # StatefulSets made before this layout: claim templates and the mounts the hook must give them.

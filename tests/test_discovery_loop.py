@@ -66,8 +66,9 @@ def test_discovery_then_sync_converges_on_the_reported_ports(httpserver, hook):
     api.adapters = [f.entry("smb", 12445, id=7), f.entry("nfs", 12049, id=3, created_at="2026-11-26T00:00:00Z")]
     poll(hook, loop, creds)
     loop.settle()
-    assert loop.live_port_set() == {("api", 8080, "TCP"), ("adapter-nfs", 12049, "TCP"),
-                                    ("adapter-nfs-pm", 10111, "TCP"), ("adapter-smb", 12445, "TCP")}
+    assert loop.live_port_set() == {("api", 8080, "TCP"), ("adapter-nfs", 12049, "TCP"), ("adapter-mdns", 5353, "UDP"),
+                                    ("adapter-nfs-pm", 10111, "TCP"), ("adapter-smb", 12445, "TCP"),
+                                    ("adapter-wsd", 3702, "UDP"), ("adapter-wsdmeta", 5357, "TCP")}
     assert loop.live_names("Service") == ["demo-adapter-nfs", "demo-adapter-smb", "demo-api", "demo-headless"]
 
     # Polling an unchanged DittoFS (reordered, new ids) changes nothing: no annotation change, no write.

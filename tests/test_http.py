@@ -34,7 +34,8 @@ def test_sync_answers_the_bundled_example(url):
     body = resp.json()
     assert set(body) == {"status", "children", "resyncAfterSeconds"}
     assert body["status"]["adapters"] == [{"type": "nfs", "port": 12049}, {"type": "smb", "port": 12445}]
-    assert f.port_names(body) == ["adapter-nfs", "adapter-nfs-pm", "adapter-smb", "api", "metrics"]
+    assert f.port_names(body) == ["adapter-mdns", "adapter-nfs", "adapter-nfs-pm", "adapter-smb", "adapter-wsd",
+                                  "adapter-wsdmeta", "api", "metrics"]
 
 
 def test_sync_is_byte_identical_across_calls_once_secrets_exist(url):

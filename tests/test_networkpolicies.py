@@ -28,17 +28,22 @@ def test_baseline_allows_api_and_metrics():
     assert base["spec"]["policyTypes"] == ["Ingress"]
 
 
+MDNS = {"port": 5353, "protocol": "UDP"}
+
+
 @pytest.mark.parametrize("strategy, nfs_ports", [
-    ("dynamic-apply", [{"port": 12049, "protocol": "TCP"}, {"port": 10111, "protocol": "TCP"}]),
+    ("dynamic-apply", [{"port": 12049, "protocol": "TCP"}, {"port": 10111, "protocol": "TCP"}, MDNS]),
     ("server-side-apply", [{"port": 12049, "protocol": "TCP"}, {"port": 10111, "protocol": "TCP"},
-                           {"port": 10111, "protocol": "UDP"}]),
+                           {"port": 10111, "protocol": "UDP"}, {"port": 12049, "protocol": "UDP"}, MDNS]),
 ])
 def test_one_policy_per_active_adapter(strategy, nfs_ports):
     resp = run(f.parent(adapters=[NFS, SMB]), strategy=strategy)
     assert f.names_of(resp, "NetworkPolicy") == ["demo-adapter-nfs", "demo-adapter-smb", "demo-baseline"]
     nfs = f.child(resp, "NetworkPolicy", "demo-adapter-nfs")
     assert sorted(map(str, ingress_ports(nfs))) == sorted(map(str, nfs_ports))
-    assert ingress_ports(f.child(resp, "NetworkPolicy", "demo-adapter-smb")) == [{"port": 12445, "protocol": "TCP"}]
+    # Exactly the ports clients reach SMB by: its own, mDNS, WS-Discovery.
+    assert sorted(map(str, ingress_ports(f.child(resp, "NetworkPolicy", "demo-adapter-smb")))) == sorted(map(str, [
+        {"port": 12445, "protocol": "TCP"}, MDNS, {"port": 3702, "protocol": "UDP"}, {"port": 5357, "protocol": "TCP"}]))
     assert nfs["metadata"]["labels"]["dittofs.io/adapter-networkpolicy"] == "true"
     assert nfs["metadata"]["labels"]["dittofs.io/adapter-type"] == "nfs"
     assert k8s_rules.all_problems(resp, strategy) == []

@@ -58,7 +58,7 @@ def test_v1_and_v2_keying_give_identical_answers():
 def test_only_enabled_and_running_adapters_count():
     p = f.parent(adapters=[NFS, f.entry("smb", 12445, running=False), f.entry("webdav", 8081, enabled=False)])
     resp = run(p)
-    assert f.port_names(resp) == ["adapter-nfs", "adapter-nfs-pm", "api"]
+    assert f.port_names(resp) == ["adapter-mdns", "adapter-nfs", "adapter-nfs-pm", "api"]
     assert resp["status"]["adapters"] == [{"type": "nfs", "port": 12049}]
 
 
@@ -115,15 +115,25 @@ def test_valid_empty_array_removes_adapter_ports_and_services():
 
 # --- ports and conflicts --------------------------------------------------------------------
 
-def test_nfs_gets_portmapper_and_smb_does_not():
+def test_nfs_gets_portmapper_smb_gets_ws_discovery_and_both_mdns():
+    """The ports clients discover adapters by, as the Go operator v0.29 gives them (#1609): one
+    mDNS container port for all, on every adapter's Service; WS-Discovery for SMB."""
     resp = run(f.parent(adapters=[NFS, SMB]))
     nfs = f.child(resp, "Service", "demo-adapter-nfs")["spec"]["ports"]
     smb = f.child(resp, "Service", "demo-adapter-smb")["spec"]["ports"]
+    mdns = {"name": "mdns", "port": 5353, "targetPort": 5353, "protocol": "UDP"}
     assert nfs == [
         {"name": "adapter-nfs", "port": 12049, "targetPort": 12049, "protocol": "TCP"},
+        mdns,
         {"name": "portmap", "port": 111, "targetPort": 10111, "protocol": "TCP"},
     ]
-    assert smb == [{"name": "adapter-smb", "port": 12445, "targetPort": 12445, "protocol": "TCP"}]
+    assert smb == [{"name": "adapter-smb", "port": 12445, "targetPort": 12445, "protocol": "TCP"}, mdns,
+                   {"name": "wsd", "port": 3702, "targetPort": 3702, "protocol": "UDP"},
+                   {"name": "wsd-meta", "port": 5357, "targetPort": 5357, "protocol": "TCP"}]
+    assert [p for p in f.container_ports(resp) if p["name"].startswith(("adapter-mdns", "adapter-wsd"))] == [
+        {"name": "adapter-mdns", "containerPort": 5353, "protocol": "UDP"},
+        {"name": "adapter-wsd", "containerPort": 3702, "protocol": "UDP"},
+        {"name": "adapter-wsdmeta", "containerPort": 5357, "protocol": "TCP"}]
 
 
 def test_udp_portmapper_only_under_server_side_apply():
@@ -132,12 +142,17 @@ def test_udp_portmapper_only_under_server_side_apply():
     assert "adapter-pm-udp" not in f.port_names(dynamic)
     assert {"name": "adapter-pm-udp", "containerPort": 10111, "protocol": "UDP"} in f.container_ports(ssa)
     udp = [p for p in f.child(ssa, "Service", "demo-adapter-nfs")["spec"]["ports"] if p["protocol"] == "UDP"]
-    assert udp == [{"name": "portmap-udp", "port": 111, "targetPort": 10111, "protocol": "UDP"}]
+    # The data port over UDP too (NLM, NSM, MOUNT; the Go operator's #1356), on the Service only.
+    assert udp == [{"name": "adapter-nfs-udp", "port": 12049, "targetPort": 12049, "protocol": "UDP"},
+                   {"name": "mdns", "port": 5353, "targetPort": 5353, "protocol": "UDP"},
+                   {"name": "portmap-udp", "port": 111, "targetPort": 10111, "protocol": "UDP"}]
+    dynamic_udp = [p["name"] for p in f.child(dynamic, "Service", "demo-adapter-nfs")["spec"]["ports"] if p["protocol"] == "UDP"]
+    assert dynamic_udp == ["mdns"]   # no UDP twin of a TCP port under dynamic apply
 
 
 def test_adapter_on_the_api_port_is_left_out_and_reported():
     resp = run(f.parent(adapters=[f.entry("smb", 8080), NFS]))
-    assert f.port_names(resp) == ["adapter-nfs", "adapter-nfs-pm", "api"]
+    assert f.port_names(resp) == ["adapter-mdns", "adapter-nfs", "adapter-nfs-pm", "api"]   # no WSD for a lost SMB
     assert f.child(resp, "Service", "demo-adapter-smb") is None
     assert resp["status"]["adapters"] == [{"type": "nfs", "port": 12049}]
     cond = f.condition(resp, "PortConflict")
@@ -146,21 +161,21 @@ def test_adapter_on_the_api_port_is_left_out_and_reported():
 
 def test_two_adapters_on_one_port_the_name_sorting_first_wins():
     resp = run(f.parent(adapters=[f.entry("webdav", 9000), f.entry("smb", 9000)]))
-    assert f.port_names(resp) == ["adapter-smb", "api"]
+    assert f.port_names(resp) == ["adapter-mdns", "adapter-smb", "adapter-wsd", "adapter-wsdmeta", "api"]
     assert f.names_of(resp, "Service") == ["demo-adapter-smb", "demo-api", "demo-headless"]
 
 
 def test_adapter_on_the_portmapper_port_loses_to_nfs():
     resp = run(f.parent(adapters=[NFS, f.entry("smb", 10111)]))
-    assert f.port_names(resp) == ["adapter-nfs", "adapter-nfs-pm", "api"]
+    assert f.port_names(resp) == ["adapter-mdns", "adapter-nfs", "adapter-nfs-pm", "api"]
     assert f.condition(resp, "PortConflict") is not None
 
 
 def test_nfs_on_the_portmapper_port_keeps_its_own_port():
     resp = run(f.parent(adapters=[f.entry("nfs", 10111)]))
-    assert f.port_names(resp) == ["adapter-nfs", "api"]
+    assert f.port_names(resp) == ["adapter-mdns", "adapter-nfs", "api"]
     ports = f.child(resp, "Service", "demo-adapter-nfs")["spec"]["ports"]
-    assert [p["name"] for p in ports] == ["adapter-nfs"]
+    assert [p["name"] for p in ports] == ["adapter-nfs", "mdns"]
 
 
 def test_no_conflict_condition_when_ports_are_clean():
@@ -615,3 +630,22 @@ def test_an_emptied_generated_password_is_made_again():
     emptied["data"]["password"] = ""
     later = run(observed=[emptied])
     assert f.child(later, "Secret", "demo-operator-credentials")["data"]["password"] != ""
+
+
+def test_the_shared_mdns_port_is_kept_when_the_adapter_that_placed_it_loses():
+    """mDNS is one container port for all adapters: if the adapter that sorts first loses its own
+    port, another adapter's Service still has mDNS and the container still has it once."""
+    resp = run(f.parent(adapters=[f.entry("afp", 8080), SMB]))      # afp clashes with the API port
+    assert f.port_names(resp).count("adapter-mdns") == 1
+    assert f.child(resp, "Service", "demo-adapter-afp") is None
+    smb = [p["name"] for p in f.child(resp, "Service", "demo-adapter-smb")["spec"]["ports"]]
+    assert "mdns" in smb
+
+
+def test_an_adapter_on_the_mdns_port_wins_it_and_the_others_report_the_clash():
+    resp = run(f.parent(adapters=[f.entry("webdav", 5353), SMB]))
+    ports = f.container_ports(resp)
+    assert {"name": "adapter-webdav", "containerPort": 5353, "protocol": "TCP"} in ports
+    # Under dynamic apply ports are keyed by number: mDNS (5353/UDP) cannot sit beside it.
+    assert "adapter-mdns" not in [p["name"] for p in ports]
+    assert "adapter-mdns" in f.condition(resp, "PortConflict")["message"]

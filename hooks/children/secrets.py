@@ -54,13 +54,15 @@ def _observed_data(ctx: context.Context, suffix: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _complete(data: dict, keys) -> bool:
-    return all(_present(data.get(key)) for key in keys)
+def _complete(data: dict, keys, suffix: str = "") -> bool:
+    return all(_present(data.get(key), suffix) for key in keys)
 
 
-def _present(value: object) -> bool:
-    """A value to keep: an emptied one is made again (an empty password works for nobody)."""
-    return isinstance(value, str) and value != ""
+def _present(value: object, suffix: str) -> bool:
+    """A value to keep. An emptied operator password is made again: the discovery hook sets the
+    account to whatever it holds, and an empty one works for nobody. Any other generated value
+    stays as it is (rewriting it could lock a running server out)."""
+    return isinstance(value, str) and (value != "" or suffix != layout.OPERATOR_SUFFIX)
 
 
 def current_data(ctx: context.Context, suffix: str, keys) -> dict:
@@ -111,7 +113,7 @@ def build(ctx: context.Context) -> list[dict]:
     found = [_secret(ctx, suffix, data) for suffix, data in referenced_own(ctx).items()]
     for suffix, wanted in generated(ctx):
         current = current_data(ctx, suffix, wanted)
-        found.append(_secret(ctx, suffix, {key: current[key] if _present(current.get(key)) else _b64(make())
+        found.append(_secret(ctx, suffix, {key: current[key] if _present(current.get(key), suffix) else _b64(make())
                                            for key, make in sorted(wanted.items())}))
     legacy = legacy_kept(ctx)
     if legacy is not None:
@@ -125,7 +127,7 @@ def existing_values(ctx: context.Context) -> tuple | None:
     found: list = []
     for suffix, wanted in generated(ctx):
         current = current_data(ctx, suffix, wanted)
-        if not _complete(current, wanted):
+        if not _complete(current, wanted, suffix):
             return None
         found += [current[key] for key in sorted(wanted)]
     legacy = legacy_kept(ctx)
