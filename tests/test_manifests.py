@@ -579,7 +579,6 @@ def test_example_passes_the_cel_rules():
 UNSUPPORTED_CASES = {
     "identity.ldap": ({"enabled": True, "url": "ldaps://dc:636", "baseDN": "dc=x", "bindDN": "cn=y"}, None),
     "identity.kerberos": ({"enabled": True, "servicePrincipal": "nfs/h@R"}, None),
-    "metrics.serviceMonitor": ({"enabled": True, "interval": "30s"}, {"enabled": False}),
     "percona": ({"enabled": True}, {"enabled": False}),
 }
 

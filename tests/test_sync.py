@@ -649,3 +649,55 @@ def test_an_adapter_on_the_mdns_port_wins_it_and_the_others_report_the_clash():
     # Under dynamic apply ports are keyed by number: mDNS (5353/UDP) cannot sit beside it.
     assert "adapter-mdns" not in [p["name"] for p in ports]
     assert "adapter-mdns" in f.condition(resp, "PortConflict")["message"]
+
+
+# --- ServiceMonitor ---------------------------------------------------------------------------------
+
+WITH_MONITORS = (*f.GROUPS, "ServiceMonitor.monitoring.coreos.com/v1")
+
+
+def _monitor_spec(**monitor) -> dict:
+    return {**f.SPEC, "metrics": {"enabled": True, "path": "/m", "serviceMonitor": monitor,
+                                  "bearerTokenSecret": {"name": "scrape", "key": "tok"}}}
+
+
+def test_a_service_monitor_only_when_declared_and_enabled():
+    declared = f.request(f.parent(spec=_monitor_spec(enabled=True, interval="30s", labels={"release": "kps"})),
+                         groups=WITH_MONITORS)
+    (monitor,) = [c for c in f.sync_of(declared)["children"] if c["kind"] == "ServiceMonitor"]
+    assert monitor["metadata"]["name"] == "demo-metrics"
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["spec"] == {
+        "selector": {"matchLabels": {"app": "dittofs-server", "instance": "demo", "dittofs.io/metrics-service": "true"}},
+        "namespaceSelector": {"matchNames": ["storage"]},
+        "endpoints": [{"port": "metrics", "path": "/m", "interval": "30s",
+                       "bearerTokenSecret": {"name": "scrape", "key": "tok"}}]}
+    # It selects the metrics Service: every selector label is on that Service.
+    service = f.child(f.sync_of(declared), "Service", "demo-metrics")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    undeclared = f.request(f.parent(spec=_monitor_spec(enabled=True)))
+    assert [c for c in f.sync_of(undeclared)["children"] if c["kind"] == "ServiceMonitor"] == []
+    off = f.request(f.parent(spec=_monitor_spec(enabled=False)), groups=WITH_MONITORS)
+    assert [c for c in f.sync_of(off)["children"] if c["kind"] == "ServiceMonitor"] == []
+
+
+def test_a_user_label_cannot_take_the_selectors_keys():
+    req = f.request(f.parent(spec=_monitor_spec(enabled=True, labels={"instance": "other", "dittofs.io/metrics-service": "no"})),
+                    groups=WITH_MONITORS)
+    (monitor,) = [c for c in f.sync_of(req)["children"] if c["kind"] == "ServiceMonitor"]
+    assert monitor["metadata"]["labels"]["instance"] == "demo"
+    assert monitor["metadata"]["labels"]["dittofs.io/metrics-service"] == "true"
+
+
+def test_the_service_monitor_fits_the_prometheus_operator_schema():
+    """Checked against prometheus-operator's ServiceMonitor (v1) models, generated from its CRD:
+    nothing is dropped as unknown and every value passes its validation."""
+    from cloudcoil.models.prometheus_operator import v1 as prometheus
+
+    req = f.request(f.parent(spec=_monitor_spec(enabled=True, interval="1m30s", labels={"a": "b"})), groups=WITH_MONITORS)
+    (monitor,) = [c for c in f.sync_of(req)["children"] if c["kind"] == "ServiceMonitor"]
+    parsed = prometheus.ServiceMonitor.model_validate(monitor)
+    assert parsed.model_dump(by_alias=True, exclude_unset=True, mode="json") == monitor
+    with pytest.raises(Exception):
+        prometheus.ServiceMonitor.model_validate({**monitor, "spec": {**monitor["spec"], "endpoints": [
+            {**monitor["spec"]["endpoints"][0], "interval": "90 seconds"}]}})

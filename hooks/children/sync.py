@@ -17,7 +17,7 @@ from typing import Callable
 
 import orjson
 
-from hooks.children import configmap, networkpolicies, secrets, services, statefulset, status
+from hooks.children import configmap, networkpolicies, secrets, servicemonitors, services, statefulset, status
 from hooks.dittofs import config
 from hooks.request import adapters, caching, context, controlplane, errors, observed, ports, spec
 
@@ -68,6 +68,7 @@ class Sync:
             *services.build(ctx, plan),
             statefulset.build(ctx, plan, self.digest),
             *networkpolicies.build(ctx, plan),
+            *servicemonitors.build(ctx),
         ]
 
     def status(self, now: datetime | None) -> dict:
@@ -151,7 +152,8 @@ def children_key(ctx: context.Context, digest: str) -> tuple | None:
     # The spec gives config.yaml, the ports and every other field; with the adapters and the
     # strategy it gives the port plan; the digest adds the referenced Secrets.
     return (ctx.name, ctx.namespace, ctx.strategy, spec_text, ctx.state.adapters, digest,
-            observed.NETWORKPOLICY in ctx.observed.groups, fixed_text, secret_values)
+            observed.NETWORKPOLICY in ctx.observed.groups, observed.SERVICEMONITOR in ctx.observed.groups,
+            fixed_text, secret_values)
 
 
 def encoded_children(found: Sync) -> Encoded:

@@ -19,6 +19,7 @@ STATEFULSET = "StatefulSet.apps/v1"
 # overwriting a generated Secret or recreating an immutable StatefulSet.
 REQUIRED_GROUPS = (CONFIGMAP, SECRET, SERVICE, STATEFULSET)
 NETWORKPOLICY = "NetworkPolicy.networking.k8s.io/v1"
+SERVICEMONITOR = "ServiceMonitor.monitoring.coreos.com/v1"   # only where prometheus-operator runs
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
 ADAPTER_SERVICE_LABEL = "dittofs.io/adapter-service"
 ADAPTER_TYPE_LABEL = "dittofs.io/adapter-type"

@@ -86,11 +86,21 @@ class Database(Model):
         return self
 
 
+class ServiceMonitor(Model):
+    """A prometheus-operator ServiceMonitor for the metrics Service (emitted only when the
+    CompositeController declares the kind)."""
+
+    enabled: bool = False
+    interval: Annotated[str, Field(pattern=r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$")] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class Metrics(Model):
     enabled: bool = False
     port: Port = 9090
     path: Annotated[str, Field(pattern=r"^/")] = "/metrics"
     bearer_token_secret: SecretKeyRef | None = None   # scrapes must bring this token
+    service_monitor: ServiceMonitor = Field(default_factory=ServiceMonitor)
 
 
 class ControlPlane(Model):
@@ -208,7 +218,6 @@ def _enabled(value: object) -> bool:
 UNSUPPORTED = (
     ("identity.ldap", lambda v: v is not None),
     ("identity.kerberos", lambda v: v is not None),
-    ("metrics.serviceMonitor", _enabled),
     ("percona", _enabled),
 )
 UNSUPPORTED_MESSAGE = "is a DittoFS operator field that this version of dittofs-hooks does not support yet; remove it"
