@@ -1003,3 +1003,13 @@ def test_cel_refuses_what_the_hook_refuses(spec, field):
         fixed["controlPlane"]["certSecretName"] = "api-tls"
     assert all(_cel_eval(r["rule"], fixed) for r in spec_rules)
     spec_module.parse_spec(fixed)
+
+
+def test_percona_is_refused_with_the_same_message_by_cel_and_the_hook_pointing_to_the_readme():
+    spec = _with("percona", {"enabled": True})
+    _, spec_rules = _cel_rules()
+    (rule,) = [r for r in spec_rules if r["fieldPath"] == ".percona"]
+    with pytest.raises(errors.HookError) as caught:
+        spec_module.parse_spec(spec)
+    assert caught.value.message == rule["message"] == spec_module.MESSAGES["percona"]
+    assert "database.postgresSecretRef" in rule["message"] and "README" in rule["message"]

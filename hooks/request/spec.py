@@ -221,6 +221,8 @@ UNSUPPORTED = (
     ("percona", _enabled),
 )
 UNSUPPORTED_MESSAGE = "is a DittoFS operator field that this version of dittofs-hooks does not support yet; remove it"
+# Refused for good, with what to do instead.
+MESSAGES = {"percona": "percona cannot be a child of a Metacontroller parent (its database would be deleted with the server); create the PerconaPGCluster yourself and name its user Secret in database.postgresSecretRef (README: The DittoServer resource)"}
 
 
 class DittoServerSpec(Model):
@@ -299,7 +301,7 @@ def refuse_unsupported(raw: dict, field: str) -> None:
         for part in path.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if asks(value):
-            raise errors.invalid(f"{path} {UNSUPPORTED_MESSAGE}", f"{field}.{path}", "UnsupportedField")
+            raise errors.invalid(MESSAGES.get(path, f"{path} {UNSUPPORTED_MESSAGE}"), f"{field}.{path}", "UnsupportedField")
 
 
 def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
