@@ -318,12 +318,16 @@ def test_token_is_reused_across_calls(httpserver, hook):
     assert len(calls(httpserver, api.ADAPTERS_PATH)) == 2
 
 
+def clocked(httpserver) -> tuple[Clock, object, dict]:
+    """A hook whose token cache runs on a clock the test moves, and a request for it."""
+    clock = Clock()
+    return clock, make_client(clock), request(secret(url_of(httpserver)))
+
+
 def test_token_is_renewed_after_eighty_percent_of_its_lifetime(httpserver):
     serve_login(httpserver, expires_in=100)
     httpserver.expect_request(api.ADAPTERS_PATH).respond_with_json(ADAPTERS)
-    clock = Clock()
-    hook = make_client(clock)
-    body = request(secret(url_of(httpserver)))
+    clock, hook, body = clocked(httpserver)
 
     discover(hook, body)
     clock.now += 79
@@ -342,9 +346,7 @@ def test_a_token_due_for_renewal_is_refreshed_before_any_new_login(httpserver):
         {"access_token": "refreshed", "refresh_token": "r2", "expires_in": 100})
     httpserver.expect_request(api.ADAPTERS_PATH, headers={"Authorization": "Bearer refreshed"}).respond_with_json(ADAPTERS)
     httpserver.expect_request(api.ADAPTERS_PATH).respond_with_json(ADAPTERS)
-    clock = Clock()
-    hook = make_client(clock)
-    body = request(secret(url_of(httpserver)))
+    clock, hook, body = clocked(httpserver)
     discover(hook, body)
     clock.now += 81
     assert discover(hook, body)["annotations"][adapters.ANNOTATION] == CANONICAL
