@@ -1,10 +1,17 @@
-"""Session fixtures for the real servers the tests start (tests/postgres.py)."""
+"""Session fixtures for the real servers the tests start (tests/postgres.py, tests/ldap.py)."""
 import pytest
 
+from tests import ldap as openldap
 from tests import postgres as pg
 
 
 @pytest.fixture(scope="session")
 def postgres():
     with pg.cluster() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def directory():
+    with openldap.directory() as found:
         yield found

@@ -144,10 +144,15 @@ def mount_paths(pod: Pod, root: Path) -> dict[str, str]:
         local = root / "volumes" / path.strip("/").replace("/", "_")
         local.mkdir(parents=True, exist_ok=True)
         if pod.mounts[path] in pod.secret_files:          # a Secret volume: its keys as files
+            # As the kubelet writes them: the volume's defaultMode (0644 unless it says), group
+            # the pod's fsGroup, so a 0440 keytab is readable by the pod's user through its group.
+            mode = next((v["secret"].get("defaultMode", 0o644) for v in pod.pod_spec.get("volumes", [])
+                         if v["name"] == pod.mounts[path]), 0o644)
             os.chmod(local, 0o755)
             for key, value in pod.secret_files[pod.mounts[path]].items():
                 (local / key).write_bytes(value)
-                os.chmod(local / key, 0o644)
+                os.chown(local / key, 0, fs_group if fs_group is not None else 0)
+                os.chmod(local / key, mode)
         elif any(m["mountPath"] == path and m.get("readOnly") for m in pod.container["volumeMounts"]):
             os.chmod(local, 0o755)
         else:

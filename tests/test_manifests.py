@@ -516,6 +516,7 @@ def test_cel_rules_are_present():
     root_rules, spec_rules = _cel_rules()
     # ports differ, postgres needs its Secret, a client CA needs a certificate, one per unsupported field
     assert len(root_rules) == 1 and len(spec_rules) == 3 + len(spec_module.UNSUPPORTED)
+    assert len(_nested_rules()) == len(spec_rules) + 5 + 7   # and LDAP's and Kerberos's, on their objects
     name_rule = root_rules[0]["rule"]
     assert "self.metadata.name" in name_rule and "52" in name_rule and ".matches(" in name_rule
     port_rule = spec_rules[0]["rule"]
@@ -576,8 +577,6 @@ def test_example_passes_the_cel_rules():
 # Each field of the Go operator's CRD the hook does not build yet, set as a user moving over
 # would set it (asking for something), and set so that it asks for nothing.
 UNSUPPORTED_CASES = {
-    "identity.ldap": ({"enabled": True, "url": "ldaps://dc:636", "baseDN": "dc=x", "bindDN": "cn=y"}, None),
-    "identity.kerberos": ({"enabled": True, "servicePrincipal": "nfs/h@R"}, None),
     "percona": ({"enabled": True}, {"enabled": False}),
 }
 
@@ -1012,3 +1011,102 @@ def test_percona_is_refused_with_the_same_message_by_cel_and_the_hook_pointing_t
         spec_module.parse_spec(spec)
     assert caught.value.message == rule["message"] == spec_module.MESSAGES["percona"]
     assert "database.postgresSecretRef" in rule["message"] and "README" in rule["message"]
+
+
+# --- identity providers: the Go operator's webhook rules and DittoFS's start-up checks as CEL ---
+
+def _nested_rules(schema: dict | None = None, path: tuple = ()) -> list[tuple[tuple, dict]]:
+    """(path under spec, rule) of every CEL rule of the spec and the objects in it."""
+    schema = _crd_schema()["properties"]["spec"] if schema is None else schema
+    found = [(path, rule) for rule in schema.get("x-kubernetes-validations", [])]
+    for name, child in (schema.get("properties") or {}).items():
+        found += _nested_rules(child, (*path, name))
+    return found
+
+
+def cel_refusals(spec: dict) -> list[str]:
+    """The message of every CEL rule the defaulted spec breaks, each evaluated on its own object
+    (as the API server does: a rule of an absent object is not evaluated)."""
+    defaulted = _apply_defaults(_crd_schema()["properties"]["spec"], copy.deepcopy(spec))
+    found = []
+    for path, rule in _nested_rules():
+        node = defaulted
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and not _cel_eval(rule["rule"], node):
+            found.append(rule["message"])
+    return found
+
+
+LDAP_OK = {"enabled": True, "url": "ldaps://dc.example.com:636", "baseDN": "dc=example,dc=com",
+           "bindDN": "cn=svc,dc=example,dc=com", "bindPasswordSecretRef": {"name": "ldap", "key": "password"}}
+KERBEROS_OK = {"enabled": True, "servicePrincipal": "nfs/files.example.com@EXAMPLE.COM",
+               "keytabSecretRef": {"name": "krb", "key": "keytab"}}
+MACHINE_OK = {"enabled": True, "accountName": "DITTOFS$", "secretRef": {"name": "machine", "key": "password"}}
+
+# (identity, the message both the CRD and the hook refuse it with; None: both accept it)
+IDENTITY_CASES = [
+    ({"ldap": LDAP_OK}, None),
+    ({"ldap": {**LDAP_OK, "url": "LDAPS://dc:636", "userAttr": "uid", "idmap": "rid"}}, None),
+    ({"ldap": {**LDAP_OK, "url": "ldap://dc:389", "startTLS": True}}, None),
+    ({"ldap": {**LDAP_OK, "url": "ldap://dc:389", "allowPlaintext": True}}, None),
+    ({"ldap": {**LDAP_OK, "enabled": False, "url": "http://dc", "bindPasswordSecretRef": None}}, None),
+    ({"ldap": {**LDAP_OK, "url": "http://dc"}}, "identity.ldap.url must use the ldap:// or ldaps:// scheme"),
+    ({"ldap": {**LDAP_OK, "url": "ldap://dc:389"}},
+     "identity.ldap.url uses plaintext ldap://: set startTLS, or allowPlaintext to permit an unencrypted bind"),
+    ({"ldap": {**LDAP_OK, "bindPasswordSecretRef": None}},
+     "identity.ldap.bindPasswordSecretRef is required when ldap is enabled (DittoFS refuses an anonymous bind)"),
+    ({"ldap": {**LDAP_OK, "userAttr": "1uid"}},
+     "identity.ldap.userAttr must be an LDAP attribute name (a letter, then letters, digits or '-')"),
+    ({"ldap": {**LDAP_OK, "caCertFile": "/etc/ssl/ca.pem", "caCertSecretRef": {"name": "ca", "key": "ca.crt"}}},
+     "identity.ldap: set caCertFile or caCertSecretRef, not both"),
+    ({"kerberos": KERBEROS_OK}, None),
+    ({"kerberos": {**KERBEROS_OK, "realm": "EXAMPLE.COM", "netbiosDomain": "EXAMPLE", "dnsDomain": "example.com",
+                   "machineAccount": MACHINE_OK}}, None),
+    ({"kerberos": {"enabled": False}}, None),
+    ({"kerberos": {"enabled": False, "machineAccount": {"enabled": True}}}, None),
+    ({"kerberos": {**KERBEROS_OK, "servicePrincipal": None}},
+     "identity.kerberos.servicePrincipal is required when kerberos is enabled"),
+    ({"kerberos": {**KERBEROS_OK, "keytabSecretRef": None}},
+     "identity.kerberos.keytabSecretRef is required when kerberos is enabled"),
+    ({"kerberos": {**KERBEROS_OK, "realm": "nfs@EXAMPLE.COM"}},
+     "identity.kerberos.realm must not contain '@', '/' or spaces"),
+    ({"kerberos": {**KERBEROS_OK, "netbiosDomain": "example.com"}},
+     "identity.kerberos.netbiosDomain must be a single NetBIOS label (no '.', '@', '/' or spaces)"),
+    ({"kerberos": {**KERBEROS_OK, "dnsDomain": "example .com"}},
+     "identity.kerberos.dnsDomain must not contain '@', '/' or spaces"),
+    ({"kerberos": {**KERBEROS_OK, "machineAccount": {**MACHINE_OK, "accountName": None}}},
+     "identity.kerberos.machineAccount.accountName is required when machineAccount is enabled"),
+    ({"kerberos": {**KERBEROS_OK, "machineAccount": {**MACHINE_OK, "secretRef": None}}},
+     "identity.kerberos.machineAccount requires a secretRef or keytabSecretRef when enabled"),
+    ({"kerberos": {**KERBEROS_OK, "machineAccount": {"enabled": True, "accountName": "D$",
+                                                      "keytabSecretRef": {"name": "m", "key": "k"}}}}, None),
+]
+
+
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def identity_spec(identity: dict) -> dict:
+    return _without_nulls({"storage": {"metadataSize": "1Gi"}, "identity": identity})
+
+
+@pytest.mark.parametrize("identity, message", IDENTITY_CASES)
+def test_identity_rules_refuse_in_the_crd_and_the_hook_with_the_same_message(identity, message):
+    spec = identity_spec(identity)
+    assert _errors(_dittoserver(spec)) == []      # the schema itself takes the shape
+    assert cel_refusals(spec) == ([message] if message else [])
+    if message is None:
+        spec_module.parse_spec(_apply_defaults(_crd_schema()["properties"]["spec"], copy.deepcopy(spec)))
+        return
+    with pytest.raises(errors.HookError) as caught:
+        spec_module.parse_spec(spec)
+    assert caught.value.status == 422 and caught.value.message == message
+
+
+def test_every_identity_rule_has_a_refusing_case():
+    messages = {rule["message"] for path, rule in _nested_rules() if path[:1] == ("identity",)}
+    assert messages == {message for _, message in IDENTITY_CASES if message}

@@ -20,16 +20,19 @@ def decoded(secret: dict, key: str) -> str:
     return base64.b64decode(secret["data"][key]).decode()
 
 
-def secret(name: str, **data: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "storage"},
+def secret(name: str, version: str = "1", **data: str) -> dict:
+    """A Secret as the API server returns it (`version`: its resourceVersion)."""
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "storage", "resourceVersion": version},
             "type": "Opaque", "data": {k: b64(v) for k, v in data.items()}}
 
 
 class World:
-    def __init__(self, server: realdfs.Server, hook: str, response: dict, spec: dict):
+    def __init__(self, server: realdfs.Server, hook: str, response: dict, spec: dict, secrets: list[dict] = ()):
         self.server, self.hook, self.response = server, hook, response
         self.parent = factory.parent(spec=spec)
-        self.related = [c for c in response["children"] if c["kind"] == "Secret"]
+        self.secrets = list(secrets)    # the user's, which the spec names (related to both hooks)
+        self.related = [*(c for c in response["children"] if c["kind"] == "Secret"), *secrets]
         self.last: dict = {}
 
     @property
@@ -49,7 +52,7 @@ class World:
         return self.last
 
     def sync(self) -> dict:
-        found = requests.post(self.hook + "/sync", json=factory.request(self.parent), timeout=20)
+        found = requests.post(self.hook + "/sync", json=factory.request(self.parent, related=self.secrets), timeout=20)
         assert found.status_code == 200, found.text
         return found.json()
 
@@ -69,10 +72,12 @@ class World:
 
 
 @contextlib.contextmanager
-def world(tmp_path, spec=None, hook_env=None):
+def world(tmp_path, spec=None, hook_env=None, secrets: list[dict] = (), namespace: realdfs.Namespace | None = None):
+    """`secrets`: the user's Secrets the spec names; `namespace`: the pod's network, when a test
+    made it first (to forward a server on this machine into it)."""
     spec = spec or factory.SPEC
-    response = factory.sync_of(factory.request(factory.parent(spec=spec)))
-    with realdfs.running(realdfs.pod_of(response), tmp_path) as server:
+    response = factory.sync_of(factory.request(factory.parent(spec=spec), related=list(secrets)))
+    with realdfs.running(realdfs.pod_of(response, list(secrets)), tmp_path, namespace=namespace) as server:
         env = {"DITTOFS_HOOK_API_URL_TEMPLATE": server.url(), **(hook_env or {})}
         with servers.gunicorn(env) as (hook, _):
-            yield World(server, hook, response, spec)
+            yield World(server, hook, response, spec, list(secrets))

@@ -46,7 +46,17 @@ def env(ctx: context.Context) -> list[dict]:
         name = s.database.postgres_secret_ref.name
         found += [_secret_env(layout.ENV_POSTGRES_PREFIX + key.upper(), name, key, optional)
                   for key, optional in layout.POSTGRES_KEYS]
+    # Read at first boot only; `/discover` gives a running server a changed password.
+    ldap, kerberos = s.identity.ldap, s.identity.kerberos_on
+    if ldap is not None and ldap.bind_password_secret_ref is not None:
+        found.append(_secret_env(layout.ENV_LDAP_BIND_PASSWORD, *_ref(ldap.bind_password_secret_ref)))
+    if kerberos is not None and kerberos.machine_account_on and kerberos.machine_account.secret_ref is not None:
+        found.append(_secret_env(layout.ENV_MACHINE_ACCOUNT_SECRET, *_ref(kerberos.machine_account.secret_ref)))
     return found
+
+
+def _ref(ref) -> tuple[str, str]:
+    return ref.name, ref.key
 
 
 def claim_names(ctx: context.Context) -> list[str]:
@@ -74,20 +84,43 @@ def mounts(ctx: context.Context) -> list[dict]:
     return sorted(found, key=lambda m: m["mountPath"])
 
 
+def _one_key(ref, path: str, mode: int | None = None) -> dict:
+    """A Secret volume source projecting one key to one file."""
+    found: dict = {"secretName": ref.name, "items": [{"key": ref.key, "path": path}]}
+    if mode is not None:
+        found["defaultMode"] = mode
+    return found
+
+
 def secret_volumes(ctx: context.Context) -> list[tuple[str, str, dict]]:
     """(volume, mount path, secret volume source) of each Secret the pod mounts: the control
-    plane's certificate, for mutual TLS the clients' CA, and the metrics scrape token (only
-    while metrics are on: a listener that is off needs no token in the pod)."""
+    plane's certificate, for mutual TLS the clients' CA, the metrics scrape token (only while
+    metrics are on: a listener that is off needs no token in the pod), the directory's CA, and
+    while Kerberos is on its keytab, krb5.conf and machine-account keytab (the Go operator's
+    volumes; keytabs readable by owner and group only)."""
     cp, metrics = ctx.spec.control_plane, ctx.spec.metrics
+    ldap, kerberos = ctx.spec.identity.ldap, ctx.spec.identity.kerberos_on
     found = []
     if cp.native_tls:
         found.append(("tls-cert", layout.TLS_DIR, {"secretName": cp.cert_secret_name}))
         if cp.mutual_tls:
             found.append(("tls-client-ca", layout.CLIENT_CA_DIR, {"secretName": cp.client_ca_secret_name}))
     if metrics.enabled and metrics.bearer_token_secret is not None:
-        ref = metrics.bearer_token_secret
         found.append(("metrics-token", layout.METRICS_TOKEN_DIR,
-                      {"secretName": ref.name, "items": [{"key": ref.key, "path": layout.METRICS_TOKEN_FILE}]}))
+                      _one_key(metrics.bearer_token_secret, layout.METRICS_TOKEN_FILE)))
+    if ldap is not None and ldap.ca_cert_secret_ref is not None:
+        found.append(("ldap-ca", layout.LDAP_CA_DIR, _one_key(ldap.ca_cert_secret_ref, layout.LDAP_CA_FILE)))
+    if kerberos is not None:
+        if kerberos.keytab_secret_ref is not None:
+            found.append(("kerberos-keytab", layout.KEYTAB_DIR,
+                          _one_key(kerberos.keytab_secret_ref, layout.KEYTAB_FILE, layout.KEYTAB_MODE)))
+        if kerberos.krb5_conf_secret_ref is not None:
+            found.append(("kerberos-krb5", layout.KRB5_CONF_DIR,
+                          _one_key(kerberos.krb5_conf_secret_ref, layout.KRB5_CONF_FILE)))
+        machine = kerberos.machine_account
+        if kerberos.machine_account_on and machine is not None and machine.keytab_secret_ref is not None:
+            found.append(("kerberos-machine-keytab", layout.MACHINE_KEYTAB_DIR,
+                          _one_key(machine.keytab_secret_ref, layout.MACHINE_KEYTAB_FILE, layout.KEYTAB_MODE)))
     return found
 
 

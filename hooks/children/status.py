@@ -6,7 +6,7 @@ otherwise it is copied from the parent's current status, so a resync never rewri
 from datetime import datetime
 
 from hooks.children import statefulset
-from hooks.dittofs import layout
+from hooks.dittofs import identity, layout
 from hooks.request import context, controlplane, names, observed, ports
 
 
@@ -121,6 +121,28 @@ def authenticated(ctx: context.Context) -> tuple[bool | None, str, str]:
     return state.polling, state.reason, state.message
 
 
+def identity_providers(ctx: context.Context) -> tuple[bool | None, str, str] | None:
+    """`IdentityProviderReady` when the spec sets a provider: whether `/discover` has given the
+    running server this spec's settings, and what DittoFS said of them (its LDAP test dials and
+    binds). None when the spec sets none."""
+    applied = controlplane.read_applied(observed.dig(ctx.parent, "metadata", "annotations"))
+    failed, pending, done = [], [], []
+    for want in identity.wanted(ctx.spec, ctx.observed.related_secrets, {}):
+        given = applied.provider(want.provider)
+        if given is None or given.digest != want.digest:
+            pending.append(want.provider)
+        elif not given.ok:
+            failed.append(f"{want.provider}: {given.stage + ': ' if given.stage else ''}{given.message}")
+        else:
+            done.append(f"{want.provider}: {given.message}")
+    if failed:
+        return False, "ProviderFailed", "; ".join(failed)
+    if pending:
+        return None, "Applying", (f"the discovery hook has not given the server this spec's {' and '.join(pending)} "
+                                  "settings yet (it does once the server answers and admin credentials work)")
+    return (True, "ProvidersApplied", "; ".join(done)) if done else None
+
+
 def applied_adapters(ctx: context.Context, plan: ports.Plan) -> list[dict]:
     """Adapters in effect: from the plan when state is known, else from the kept Services."""
     if ctx.state.known:
@@ -152,6 +174,9 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
     conditions.add("AdaptersKnown", ctx.state.known, ctx.state.reason, ctx.state.message)
     conditions.add("Authenticated", *authenticated(ctx))
     conditions.add("Ready", *ready_condition(conditions.items, desired))
+    providers = identity_providers(ctx)
+    if providers is not None:
+        conditions.add("IdentityProviderReady", *providers)
     if plan.conflicts:
         conditions.add("PortConflict", True, "PortsLeftOut", "; ".join(plan.conflicts))
     if storage_drift:

@@ -18,17 +18,20 @@ from typing import Callable
 import orjson
 
 from hooks.children import configmap, networkpolicies, secrets, servicemonitors, services, statefulset, status
-from hooks.dittofs import config
+from hooks.dittofs import config, identity
 from hooks.request import adapters, caching, context, controlplane, errors, observed, ports, spec
 
 RESYNC_AFTER_SECONDS = 0.0   # Metacontroller's watches and resyncPeriodSeconds suffice
 
 
-def config_hash(config_yaml: str, related: observed.Objects, referenced: list[str], portmapper: bool = False) -> str:
-    """SHA-256 of config.yaml and the referenced Secrets' data, in a fixed order; and whether
-    the NFS portmapper was turned on (DittoFS starts it only with the server, so turning it on
-    rolls the pod once)."""
-    digest = hashlib.sha256(config_yaml.encode() + (b"\0portmapper" if portmapper else b""))
+def config_hash(config_yaml: str, related: observed.Objects, referenced: list[str], portmapper: bool = False,
+                kerberos: str | None = None) -> str:
+    """SHA-256 of config.yaml (less what DittoFS reads at first boot only) and the referenced
+    Secrets' data, in a fixed order; whether the NFS portmapper was turned on, and the digest of
+    the Kerberos settings the server was given (DittoFS reads both only when it starts, so each
+    change rolls the pod once, after `/discover` made it)."""
+    digest = hashlib.sha256(config_yaml.encode() + (b"\0portmapper" if portmapper else b"")
+                            + (b"\0kerberos " + kerberos.encode() if kerberos else b""))
     for name in referenced:
         data = observed.dig(related.get(name), "data", default={}) or {}
         for key in sorted(data):
@@ -81,10 +84,18 @@ def read(request: object, strategy: ports.Strategy, random_token: Callable[[int]
     plan = ports.plan(ctx.state, ctx.api_port, ctx.metrics_port,
                       statefulset.observed_container_ports(ctx.statefulset), strategy)
     config_yaml = config.render(ctx.spec)
+    applied = controlplane.read_applied(observed.dig(ctx.parent, "metadata", "annotations"))
+    restarting = config.render(ctx.spec, seeds=False) if config.has_seeds(ctx.spec) else config_yaml
     return Sync(ctx, plan, config_yaml,
-                config_hash(config_yaml, ctx.observed.related_secrets, ctx.spec.restarting_secrets(),
-                            controlplane.read_applied(observed.dig(ctx.parent, "metadata", "annotations"))
-                            .portmapper_turned_on))
+                config_hash(restarting, ctx.observed.related_secrets, ctx.spec.restarting_secrets(),
+                            applied.portmapper_turned_on, kerberos_in_force(ctx.spec, applied)))
+
+
+def kerberos_in_force(s: spec.DittoServerSpec, applied: controlplane.Applied) -> str | None:
+    """The Kerberos settings the server runs with once restarted: those `/discover` gave it
+    last, else (before it gave any) the spec's, which a first boot reads from config.yaml."""
+    given = applied.provider(identity.KERBEROS)
+    return given.restart_digest if given is not None else identity.kerberos_restart_digest(s)
 
 
 def desired_state(

@@ -23,6 +23,7 @@ LOGIN_PATH = "/api/v1/auth/login"
 REFRESH_PATH = "/api/v1/auth/refresh"
 ADAPTERS_PATH = "/api/v1/adapters"
 USERS_PATH = "/api/v1/users"
+IDENTITY_PROVIDERS_PATH = "/api/v1/identity-providers"
 NFS_SETTINGS_PATH = f"/api/v1/adapters/{adapters.NFS}/settings"
 PORTMAPPER_FIELD = "portmapper_enabled"
 
@@ -303,6 +304,26 @@ class Call:
         if response.status_code == 404:
             raise Unavailable(f"share {share} does not exist yet", controlplane.SNAPSHOT_POLICY_PENDING, 404)
         expect_ok(response, f"set the snapshot policy of share {share}", _refusal(response, refused))
+
+    def put_identity_provider(self, admin: Credentials, provider: str, body: dict, refused: str) -> str | None:
+        """PUT a provider's settings: None when DittoFS took them, else what it said against
+        them (a 400: the settings, not the call, are wrong; sending them again will not help)."""
+        step = f"set the {provider} identity provider"
+        response = self.authorized("PUT", admin, f"{IDENTITY_PROVIDERS_PATH}/{provider}/config", step, refused,
+                                   json=body)
+        if response.status_code == 400:
+            return problem(response) or "refused"
+        expect_ok(response, step, _refusal(response, refused))
+        return None
+
+    def test_identity_provider(self, admin: Credentials, provider: str, body: dict, refused: str) -> dict:
+        """POST .../test: DittoFS dials and binds with the settings, and says how it went
+        (`ok`, `stage`, `message`)."""
+        step = f"test the {provider} identity provider"
+        response = self.authorized("POST", admin, f"{IDENTITY_PROVIDERS_PATH}/{provider}/test", step, refused,
+                                   json=body)
+        expect_ok(response, step, _refusal(response, refused))
+        return json_body(response, step)
 
 
 def _refusal(response: requests.Response, refused: str) -> str:

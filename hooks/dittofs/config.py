@@ -7,7 +7,7 @@ import functools
 import orjson
 import yaml
 
-from hooks.dittofs import layout
+from hooks.dittofs import identity, layout
 from hooks.request import spec
 
 FILE_NAME = "config.yaml"
@@ -21,11 +21,12 @@ LISTEN_HOST = "0.0.0.0"
 SHUTDOWN_TIMEOUT = "30s"   # per shutdown stage; terminationGracePeriodSeconds covers three
 
 
-def document(s: spec.DittoServerSpec) -> dict:
+def document(s: spec.DittoServerSpec, seeds: bool = True) -> dict:
     """The config tree for a spec. Only keys DittoFS v0.29.0 reads: it warns about any other.
 
     Postgres is chosen here; its connection comes from the environment (layout.POSTGRES_KEYS),
-    which DittoFS reads for every key of the file.
+    which DittoFS reads for every key of the file. `seeds`: with the identity-provider blocks,
+    which DittoFS reads at first boot only (`dittofs.identity`).
     """
     database: dict = {"type": "postgres"} if s.database.uses_postgres else {
         "type": "sqlite", "sqlite": {"path": s.database.sqlite.path},
@@ -55,12 +56,17 @@ def document(s: spec.DittoServerSpec) -> dict:
         "metrics": metrics,
         "controlplane": controlplane,
         "admin": {"username": s.identity.admin.username},
+        **(identity.blocks(s) if seeds else {}),
     }
 
 
-def render(s: spec.DittoServerSpec) -> str:
+def render(s: spec.DittoServerSpec, seeds: bool = True) -> str:
     """config.yaml for a spec, cached by a fingerprint of the fields the document reads."""
-    return _dump(orjson.dumps(document(s), option=orjson.OPT_SORT_KEYS))
+    return _dump(orjson.dumps(document(s, seeds), option=orjson.OPT_SORT_KEYS))
+
+
+def has_seeds(s: spec.DittoServerSpec) -> bool:
+    return s.identity.ldap is not None or s.identity.kerberos_on is not None
 
 
 @functools.lru_cache(maxsize=256)

@@ -9,7 +9,8 @@ into the parent's annotations.
   A user-given `adapterDiscovery.credentialsSecretRef` wins: then nothing is provisioned.
 - Admin credentials (`identity.admin.passwordSecretRef`, else the bootstrap Secret) are used only
   for a write that is due: (re)provisioning the account, turning on the NFS portmapper, applying a
-  snapshot policy that changed. A steady state never logs in as admin.
+  snapshot policy or identity-provider settings that changed (`dittofs.identity`: DittoFS reads
+  config.yaml's only at first boot). A steady state never logs in as admin.
 - Annotations: `dittofs.io/adapters` (only from a successful poll: a failed one never changes
   adapter state), `dittofs.io/control-plane` (the state, for the `Authenticated` condition) and
   `dittofs.io/applied` (which admin writes are done, so a steady state repeats none).
@@ -25,7 +26,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from hooks.dittofs import client, layout
+from hooks.dittofs import client, identity, layout
 from hooks.request import adapters, controlplane, durations, observed, spec
 
 log = logging.getLogger("hooks.dittofs.discovery")
@@ -325,6 +326,40 @@ class Poll:
         # Policies no longer in the spec are left on the server (as the Go operator does) and forgotten here.
         kept = tuple(sorted((share, digest) for share, digest in done.items() if share in wanted))
         outcome.applied = replace(outcome.applied, snapshot_policies=kept)
+        self.identity_writes(outcome)
+
+    def identity_writes(self, outcome: Outcome) -> None:
+        """Give the server the spec's identity-provider settings where they changed since the
+        hook last gave them (a new bind password included: its Secret's version is in the digest)."""
+        done = dict(outcome.applied.providers)
+        secrets = observed.Objects({name: found for name in self.target.spec.api_kept_secrets()
+                                    if (found := find_secret(self.target.related, name, self.target.namespace))})
+        for want in identity.wanted(self.target.spec, secrets, {name: p.digest for name, p in done.items()}):
+            before = done.get(want.provider)
+            if before is not None and before.digest == want.digest:
+                continue
+            result: list[controlplane.Provider] = []
+            if self._attempt(outcome, f"set the {want.provider} identity provider",
+                             lambda want=want: result.append(self.set_provider(want, secrets))):
+                done[want.provider] = result[0]
+        outcome.applied = replace(outcome.applied, providers=tuple(sorted(done.items())))
+
+    def set_provider(self, want: identity.Wanted, secrets: observed.Objects) -> controlplane.Provider:
+        """PUT one provider's settings, then (LDAP) have DittoFS dial and bind with them."""
+        password = None
+        if want.password is not None:
+            name, key = want.password
+            password = _required(_data(secrets.get(name), name), name, key)
+        refused = controlplane.ADMIN_CREDENTIALS_REFUSED
+        said = self.call.put_identity_provider(self.admin(), want.provider, want.with_password(password), refused)
+        if said is not None:
+            return controlplane.Provider(want.digest, want.restart_digest, False, "validate", said)
+        log.info("set the %s identity provider of %s", want.provider, self.target.who)
+        if want.provider == identity.LDAP and want.body.get("enabled"):
+            found = self.call.test_identity_provider(self.admin(), want.provider, identity.test_body(want.body), refused)
+            return controlplane.Provider(want.digest, want.restart_digest, found.get("ok") is True,
+                                         *(str(found.get(key) or "") for key in ("stage", "message")))
+        return controlplane.Provider(want.digest, want.restart_digest, True, "", identity.APPLIED_MESSAGE[want.provider])
 
     def portmapper(self) -> None:
         """macOS clients need the NFS portmapper. DittoFS starts it only when the server starts:
@@ -404,7 +439,7 @@ def related_resources(request: object) -> dict:
     """DecoratorController customize: the Secrets a poll may read, in the parent's namespace."""
     name, namespace, _, parsed = spec.read_parent(request, "parent")
     polling = credentials_secret(name, parsed) or f"{name}-{layout.OPERATOR_SUFFIX}"
-    names = {admin_secret(name, parsed)[0], polling}
+    names = {admin_secret(name, parsed)[0], polling, *parsed.api_kept_secrets()}
     if parsed.control_plane.cert_secret_name is not None:
         names.add(parsed.control_plane.cert_secret_name)
     return {"relatedResources": [

@@ -43,3 +43,14 @@ METRICS_TOKEN_DIR, METRICS_TOKEN_FILE = "/metrics-token", "token"
 HEALTH_PATH = "/health"
 READY_PATH = "/health/ready"
 ADMIN_USER = "admin"   # DittoFS always creates this user, whatever admin.username says
+
+# Directory identity (LDAP) and Kerberos. The passwords reach DittoFS as environment variables
+# (read at first boot only: later the hook keeps DittoFS's stored copy in step through its API);
+# the keytabs and krb5.conf as files, at the Go operator's paths.
+ENV_LDAP_BIND_PASSWORD = "DITTOFS_LDAP_BIND_PASSWORD"
+ENV_MACHINE_ACCOUNT_SECRET = "DITTOFS_KERBEROS_MACHINE_ACCOUNT_SECRET"
+LDAP_CA_DIR, LDAP_CA_FILE = "/ldap-ca", "ca.crt"
+KEYTAB_DIR, KEYTAB_FILE = "/kerberos", "dittofs.keytab"
+KRB5_CONF_DIR, KRB5_CONF_FILE = "/kerberos-krb5", "krb5.conf"
+MACHINE_KEYTAB_DIR, MACHINE_KEYTAB_FILE = "/kerberos-machine", "machine.keytab"
+KEYTAB_MODE = 0o440   # keytabs are credentials: owner and group (the pod's fsGroup) only

@@ -50,18 +50,50 @@ def read_state(annotations: object) -> State | None:
 
 
 @dataclass(frozen=True)
+class Provider:
+    """An identity provider's settings as last sent to DittoFS: their digest, the digest of the
+    part DittoFS reads only when it starts, and what DittoFS said of them (`stage` and `message`
+    of its test or its refusal)."""
+
+    digest: str
+    restart_digest: str
+    ok: bool
+    stage: str = ""
+    message: str = ""
+
+    def encoded(self) -> dict:
+        return {"digest": self.digest, "restartDigest": self.restart_digest, "ok": self.ok,
+                "stage": self.stage, "message": self.message}
+
+    @classmethod
+    def read(cls, found: object) -> "Provider | None":
+        if not isinstance(found, dict) or not all(isinstance(found.get(k), str) for k in ("digest", "restartDigest")):
+            return None
+        text = {k: found.get(k) if isinstance(found.get(k), str) else "" for k in ("stage", "message")}
+        return cls(found["digest"], found["restartDigest"], found.get("ok") is True, **text)
+
+
+@dataclass(frozen=True)
 class Applied:
     """Admin writes done: the NFS adapter (type:port) whose portmapper was checked, whether the
-    hook itself turned the portmapper on (then the pod rolls once, see `children.sync`), and a
-    digest of each snapshot policy as last applied, by share."""
+    hook itself turned the portmapper on (then the pod rolls once, see `children.sync`), a
+    digest of each snapshot policy as last applied, by share, and each identity provider's
+    settings as last applied, by provider."""
 
     portmapper: str | None = None
     snapshot_policies: tuple[tuple[str, str], ...] = ()
     portmapper_turned_on: bool = False
+    providers: tuple[tuple[str, Provider], ...] = ()
+
+    def provider(self, name: str) -> Provider | None:
+        return dict(self.providers).get(name)
 
     def encode(self) -> str:
-        return json.dumps({"portmapper": self.portmapper, "portmapperTurnedOn": self.portmapper_turned_on,
-                           "snapshotPolicies": dict(self.snapshot_policies)}, separators=(",", ":"), sort_keys=True)
+        found: dict = {"portmapper": self.portmapper, "portmapperTurnedOn": self.portmapper_turned_on,
+                       "snapshotPolicies": dict(self.snapshot_policies)}
+        if self.providers:   # absent otherwise, so annotations written before it read the same
+            found["identityProviders"] = {name: p.encoded() for name, p in self.providers}
+        return json.dumps(found, separators=(",", ":"), sort_keys=True)
 
 
 def read_applied(annotations: object) -> Applied:
@@ -77,6 +109,10 @@ def read_applied(annotations: object) -> Applied:
     portmapper = found.get("portmapper")
     policies = found.get("snapshotPolicies")
     policies = policies if isinstance(policies, dict) else {}
+    providers = found.get("identityProviders")
+    providers = providers if isinstance(providers, dict) else {}
+    read = ((name, Provider.read(value)) for name, value in providers.items() if isinstance(name, str))
     return Applied(portmapper if isinstance(portmapper, str) else None,
                    tuple(sorted((k, v) for k, v in policies.items() if isinstance(k, str) and isinstance(v, str))),
-                   found.get("portmapperTurnedOn") is True)
+                   found.get("portmapperTurnedOn") is True,
+                   tuple(sorted((name, p) for name, p in read if p is not None)))

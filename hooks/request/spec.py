@@ -3,6 +3,7 @@
 Field names follow the established DittoFS operator CRD (camelCase in YAML, snake_case here).
 Unknown fields are ignored: the CRD's structural schema prunes them before the hook sees them.
 """
+import re
 from typing import Annotated, Literal
 
 import pydantic
@@ -140,10 +141,114 @@ class Admin(Model):
     password_secret_ref: SecretKeyRef | None = None   # cleartext
 
 
+def _refuse(rules: tuple[tuple[bool, str], ...]) -> None:
+    """Raise the message of the first broken rule. The CRD has each as a CEL rule with the same
+    message; this is for a CRD older than the hook."""
+    for broken, message in rules:
+        if broken:
+            raise ValueError(message)
+
+
+def _has_any(value: str | None, characters: str) -> bool:
+    return value is not None and any(c in value for c in characters)
+
+
+class Ldap(Model):
+    """The LDAP/Active Directory identity provider (the Go operator's fields). DittoFS reads it
+    from config.yaml at first boot only; `/discover` keeps its stored copy equal to this."""
+
+    enabled: bool = False
+    url: Annotated[str, Field(min_length=1)]
+    start_tls: bool = Field(False, alias="startTLS")
+    allow_plaintext: bool = False
+    base_dn: Annotated[str, Field(min_length=1, alias="baseDN")]
+    bind_dn: Annotated[str, Field(min_length=1, alias="bindDN")]
+    bind_password_secret_ref: SecretKeyRef | None = None
+    user_attr: str | None = None
+    realm: str | None = None
+    idmap: Literal["rfc2307", "rid"] | None = None
+    nested_groups: bool = False
+    ca_cert_file: str | None = None          # a path in the image
+    ca_cert_secret_ref: SecretKeyRef | None = None   # or a Secret key the pod mounts (this project's)
+    insecure_skip_verify: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> "Ldap":
+        scheme = self.url.strip().lower()
+        _refuse((
+            (self.enabled and not scheme.startswith(("ldap://", "ldaps://")),
+             "identity.ldap.url must use the ldap:// or ldaps:// scheme"),
+            (self.enabled and scheme.startswith("ldap://") and not (self.start_tls or self.allow_plaintext),
+             "identity.ldap.url uses plaintext ldap://: set startTLS, or allowPlaintext to permit an unencrypted bind"),
+            (self.enabled and self.bind_password_secret_ref is None,
+             "identity.ldap.bindPasswordSecretRef is required when ldap is enabled (DittoFS refuses an anonymous bind)"),
+            (self.user_attr is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", self.user_attr),
+             "identity.ldap.userAttr must be an LDAP attribute name (a letter, then letters, digits or '-')"),
+            (self.ca_cert_file is not None and self.ca_cert_secret_ref is not None,
+             "identity.ldap: set caCertFile or caCertSecretRef, not both"),
+        ))
+        return self
+
+
+class MachineAccount(Model):
+    """An AD machine account for SMB's NETLOGON pass-through (the Go operator's fields)."""
+
+    enabled: bool = False
+    account_name: str | None = None
+    secret_ref: SecretKeyRef | None = None
+    keytab_secret_ref: SecretKeyRef | None = None
+    dc_address: tuple[str, ...] = ()
+
+
+class Kerberos(Model):
+    """The Kerberos/Active Directory provider for NFSv4 (RPCSEC_GSS) and SMB (the Go operator's
+    fields, with its webhook's rules and the shape checks DittoFS makes at start)."""
+
+    enabled: bool = False
+    service_principal: str | None = None
+    realm: str | None = None
+    netbios_domain: str | None = None
+    dns_domain: str | None = None
+    keytab_secret_ref: SecretKeyRef | None = None
+    krb5_conf_secret_ref: SecretKeyRef | None = None
+    krb5_conf: str | None = None    # a path in the image; a krb5ConfSecretRef wins
+    machine_account: MachineAccount | None = None
+
+    @property
+    def machine_account_on(self) -> bool:
+        return self.enabled and self.machine_account is not None and self.machine_account.enabled
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> "Kerberos":
+        machine = self.machine_account if self.machine_account_on else None
+        _refuse((
+            (self.enabled and not self.service_principal,
+             "identity.kerberos.servicePrincipal is required when kerberos is enabled"),
+            (self.enabled and self.keytab_secret_ref is None,
+             "identity.kerberos.keytabSecretRef is required when kerberos is enabled"),
+            (_has_any(self.realm, "@/ "), "identity.kerberos.realm must not contain '@', '/' or spaces"),
+            (_has_any(self.netbios_domain, ".@/ "),
+             "identity.kerberos.netbiosDomain must be a single NetBIOS label (no '.', '@', '/' or spaces)"),
+            (_has_any(self.dns_domain, "@/ "), "identity.kerberos.dnsDomain must not contain '@', '/' or spaces"),
+            (machine is not None and not machine.account_name,
+             "identity.kerberos.machineAccount.accountName is required when machineAccount is enabled"),
+            (machine is not None and machine.secret_ref is None and machine.keytab_secret_ref is None,
+             "identity.kerberos.machineAccount requires a secretRef or keytabSecretRef when enabled"),
+        ))
+        return self
+
+
 class Identity(Model):
     type: Literal["memory"] = "memory"
     jwt: Jwt = Jwt()
     admin: Admin = Admin()
+    ldap: Ldap | None = None
+    kerberos: Kerberos | None = None
+
+    @property
+    def kerberos_on(self) -> Kerberos | None:
+        """The Kerberos block when it is enabled (DittoFS reads none otherwise)."""
+        return self.kerberos if self.kerberos is not None and self.kerberos.enabled else None
 
 
 class Logging(Model):
@@ -216,8 +321,6 @@ def _enabled(value: object) -> bool:
 # asks for something: (path in the spec, test on its value). The CRD refuses them too (CEL);
 # this is for a CRD older than the hook. Never dropped silently: a user would think them in force.
 UNSUPPORTED = (
-    ("identity.ldap", lambda v: v is not None),
-    ("identity.kerberos", lambda v: v is not None),
     ("percona", _enabled),
 )
 UNSUPPORTED_MESSAGE = "is a DittoFS operator field that this version of dittofs-hooks does not support yet; remove it"
@@ -263,23 +366,39 @@ class DittoServerSpec(Model):
 
     def referenced_secrets(self) -> list[str]:
         """Names of the user's Secrets that the pod or config depends on, sorted, unique."""
+        found = set(self.restarting_secrets()) | set(self.api_kept_secrets())
+        if self.control_plane.cert_secret_name is not None:
+            found.add(self.control_plane.cert_secret_name)
+        return sorted(found)
+
+    def restarting_secrets(self) -> list[str]:
+        """The referenced Secrets whose change needs the pod restarted (the config hash). Not the
+        control plane's certificate, which DittoFS reloads from its files by itself (a
+        cert-manager renewal must not cost an NFS outage), nor the LDAP bind password and the
+        machine-account password, which `/discover` hands to the running server."""
+        ldap, kerberos = self.identity.ldap, self.identity.kerberos_on
         refs = [
             self.identity.jwt.secret_ref,
             self.identity.admin.password_secret_ref,
             self.database.postgres_secret_ref,
+            ldap.ca_cert_secret_ref if ldap is not None else None,
+            *((kerberos.keytab_secret_ref, kerberos.krb5_conf_secret_ref) if kerberos is not None else ()),
+            kerberos.machine_account.keytab_secret_ref if kerberos is not None and kerberos.machine_account_on else None,
         ]
-        found = {ref.name for ref in refs if ref is not None}
-        found.update(name for name in (self.control_plane.cert_secret_name, self.control_plane.client_ca_secret_name)
-                     if name is not None)
         if self.metrics.enabled and self.metrics.bearer_token_secret is not None:
-            found.add(self.metrics.bearer_token_secret.name)
+            refs.append(self.metrics.bearer_token_secret)
+        found = {ref.name for ref in refs if ref is not None}
+        if self.control_plane.client_ca_secret_name is not None:
+            found.add(self.control_plane.client_ca_secret_name)
         return sorted(found)
 
-    def restarting_secrets(self) -> list[str]:
-        """The referenced Secrets whose change needs the pod restarted (the config hash): all
-        but the control plane's certificate, which DittoFS reloads from its files by itself
-        (a cert-manager renewal must not cost an NFS outage)."""
-        return [name for name in self.referenced_secrets() if name != self.control_plane.cert_secret_name]
+    def api_kept_secrets(self) -> list[str]:
+        """The Secrets whose values `/discover` hands to the running server (a password change
+        reaches DittoFS without a restart)."""
+        ldap, kerberos = self.identity.ldap, self.identity.kerberos_on
+        refs = [ldap.bind_password_secret_ref if ldap is not None else None,
+                kerberos.machine_account.secret_ref if kerberos is not None and kerberos.machine_account_on else None]
+        return [ref.name for ref in refs if ref is not None]
 
 
 def _field_path(prefix: str, loc: tuple) -> str:
@@ -318,7 +437,9 @@ def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         path = _field_path(field, first["loc"]) if first["loc"] else field
-        raise errors.invalid(first["msg"], path, "InvalidSpec") from None
+        # A rule of ours says it all; pydantic's "Value error, " prefix says nothing more.
+        message = str(first["ctx"]["error"]) if first["type"] == "value_error" else first["msg"]
+        raise errors.invalid(message, path, "InvalidSpec") from None
     found._source_text = key
     if key is not None:
         _parsed.put(key, found, cost=len(key))

@@ -1,6 +1,7 @@
 """The CompositeController customize hook: which related objects each sync must carry.
 
-The Secrets that the spec references feed the config hash, so rotating one rolls the pod.
+The Secrets that the spec references: those the pod needs feed the config hash (rotating one
+rolls the pod), and the ones `/discover` hands to a running server feed `IdentityProviderReady`.
 """
 from hooks.request import spec
 
