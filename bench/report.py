@@ -59,11 +59,11 @@ def render(inprocess: list[dict], http: dict | None) -> str:
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; Python "
         f"{platform.python_version()}; revision {revision()}",
         "- workloads: steady-state sync requests (hook API v2) built by converging a DittoServer on "
-        "`hooks.tools.applying.Cluster`: W1 metrics + NFS/SMB/WebDAV, W2 16 adapters, W3 256 adapters",
+        "`hooks.tools.applying.Cluster`: W1 metrics + NFS/SMB/WebDAV, W2 16 adapters, W3 256 in the annotation with 16 active",
         "",
         "| | " + " | ".join(n.upper() for n in names) + " | target |",
         "| --- | " + " | ".join("---:" for _ in names) + " | --- |",
-        "| adapters | " + " | ".join(str(workloads.WORKLOADS[n]) for n in names) + " | |",
+        "| adapters (active) | " + " | ".join("{} ({})".format(*workloads.WORKLOADS[n]) for n in names) + " | |",
         "| request / answer size | " + " | ".join(f"{kb(by[n]['request_bytes'])} / {kb(by[n]['response_bytes'])}"
                                                  for n in names) + " | |",
         "| JSON floor: loads + dumps (µs) | " + " | ".join(f"{by[n]['floor_us']:.0f}" for n in names) + " | |",

@@ -15,8 +15,9 @@ maps) and `w*.response.json` (the hook's answer, for the bare-Flask baseline). T
 generated at bench time, never committed: they follow the hook's output.
 
 - W1, typical: metrics on, NFS + SMB + WebDAV active, NetworkPolicies declared (~20 KB).
-- W2: 16 active adapters.
-- W3: 256 active adapters (distinct ports, none on 8080, 9090 or 10111).
+- W2: 16 active adapters (the most the hook builds, `adapters.MAX_ACTIVE`).
+- W3: 256 adapters in the annotation, 16 of them active and 240 stopped (distinct ports, none
+  on 8080, 9090 or 10111): the largest annotation that still builds children.
 """
 import copy
 import sys
@@ -55,8 +56,9 @@ def served(request: dict) -> bytes:
     return sync.serialized_state(request, now=NOW, random_token=fixed_token).body
 
 
-def adapter_entries(count: int) -> list[dict]:
-    """`count` running adapters: NFS, SMB, WebDAV, then p004.. on distinct ports."""
+def adapter_entries(count: int, active: int | None = None) -> list[dict]:
+    """`count` adapters, the first `active` (default all) running: NFS, SMB, WebDAV, then
+    p004.. on distinct ports."""
     found = [{"type": "nfs", "port": 12049}, {"type": "smb", "port": 12445},
              {"type": "webdav", "port": 12080}][:count]
     port = 20000
@@ -64,7 +66,8 @@ def adapter_entries(count: int) -> list[dict]:
         if port not in RESERVED_PORTS:
             found.append({"type": f"p{len(found) + 1:03d}", "port": port})
         port += 1
-    return [{**e, "enabled": True, "running": True} for e in found]
+    running = count if active is None else active
+    return [{**e, "enabled": True, "running": i < running} for i, e in enumerate(found)]
 
 
 def spec() -> dict:
@@ -83,12 +86,12 @@ def spec() -> dict:
     }
 
 
-def parent(adapter_count: int) -> dict:
+def parent(adapter_count: int, active: int | None = None) -> dict:
     """The DittoServer as the API server returns it (kubectl-applied, annotated by discovery)."""
     the_spec = spec()
     applied = {"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
                "metadata": {"name": NAME, "namespace": NAMESPACE}, "spec": the_spec}
-    entries = adapters.parse_entries(orjson.dumps(adapter_entries(adapter_count)).decode())
+    entries = adapters.parse_entries(orjson.dumps(adapter_entries(adapter_count, active)).decode())
     return {
         "apiVersion": "dittofs.dittofs.com/v1alpha1",
         "kind": "DittoServer",
@@ -159,9 +162,10 @@ def null_creation_timestamps(sts: dict) -> None:
         embedded.setdefault("metadata", {})["creationTimestamp"] = None
 
 
-def build(adapter_count: int) -> tuple[bytes, bytes]:
-    """(request body, response body) of the steady-state sync for `adapter_count` adapters."""
-    controller_obj, parent_obj = controller(), parent(adapter_count)
+def build(adapter_count: int, active: int | None = None) -> tuple[bytes, bytes]:
+    """(request body, response body) of the steady-state sync for `adapter_count` adapters in
+    the annotation, `active` (default all) of them running."""
+    controller_obj, parent_obj = controller(), parent(adapter_count, active)
     cluster = applying.Cluster(namespace=NAMESPACE, parent_uid=PARENT_UID, parent_name=NAME)
     settle(controller_obj, parent_obj, cluster)
     null_creation_timestamps(cluster.objects[("StatefulSet", NAME)])
@@ -170,23 +174,25 @@ def build(adapter_count: int) -> tuple[bytes, bytes]:
     req = request(controller_obj, parent_obj, cluster)
     assert desired(req) == answer, "steady state must answer the same"
     assert answer["status"]["phase"] == "Running", answer["status"]["phase"]
-    assert len(answer["status"]["adapters"]) == adapter_count, "every adapter must apply"
+    assert len(answer["status"]["adapters"]) == (adapter_count if active is None else active), \
+        "every active adapter must apply"
     assert not any(c["type"] == "PortConflict" for c in answer["status"]["conditions"])
     return (orjson.dumps(req, option=orjson.OPT_SORT_KEYS),
             orjson.dumps(answer, option=orjson.OPT_SORT_KEYS))
 
 
-WORKLOADS = {"w1": 3, "w2": 16, "w3": 256}
+# name: (adapters in the annotation, active ones)
+WORKLOADS = {"w1": (3, 3), "w2": (16, 16), "w3": (256, adapters.MAX_ACTIVE)}
 
 
 def main(argv: list[str]) -> int:
     out = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUT
     out.mkdir(parents=True, exist_ok=True)
-    for name, count in WORKLOADS.items():
-        body, answer = build(count)
+    for name, (count, active) in WORKLOADS.items():
+        body, answer = build(count, active)
         (out / f"{name}.json").write_bytes(body)
         (out / f"{name}.response.json").write_bytes(answer)
-        print(f"{name}: {count} adapters, request {len(body)} bytes, response {len(answer)} bytes")
+        print(f"{name}: {count} adapters ({active} active), request {len(body)} bytes, response {len(answer)} bytes")
     return 0
 
 

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from hooks.children import sync
+from hooks.request import adapters as adapters_module
 from hooks.request import errors
 from hooks.web import customize
 from tests import factory as f
@@ -76,6 +77,8 @@ def test_duplicate_sanitized_types_keep_the_lowest_port():
     ('[{"type": "nfs", "enabled": true, "running": true, "port": 70000}]', "AnnotationInvalid"),
     ('[{"type": "nfs", "enabled": true, "running": true, "port": 0}]', "AnnotationInvalid"),
     ('[{"type": "nfs", "enabled": true, "running": true}]', "AnnotationInvalid"),
+    (f.annotation(*(f.entry(f"a{i}", 20000 + i) for i in range(adapters_module.MAX_ACTIVE + 1))), "TooManyAdapters"),
+    (f.annotation(*(f.entry(f"a{i}", 20000 + i) for i in range(10_000))), "TooManyAdapters"),
 ])
 def test_unknown_state_keeps_observed_adapter_services_and_ports(raw, reason):
     known = run(f.parent(adapters=[NFS, SMB]))
@@ -701,3 +704,18 @@ def test_the_service_monitor_fits_the_prometheus_operator_schema():
     with pytest.raises(Exception):
         prometheus.ServiceMonitor.model_validate({**monitor, "spec": {**monitor["spec"], "endpoints": [
             {**monitor["spec"]["endpoints"][0], "interval": "90 seconds"}]}})
+
+
+def test_the_adapter_cap_counts_active_adapters_only_and_says_why():
+    """16 active adapters are built, whatever else the annotation lists; one more is unknown
+    state, with a condition that says why (and 10,000 would have been 10,005 children)."""
+    cap = adapters_module.MAX_ACTIVE
+    idle = [f.entry(f"idle{i}", 30000 + i, enabled=False) for i in range(200)]
+    full = run(f.parent(adapters=[*(f.entry(f"a{i}", 20000 + i) for i in range(cap)), *idle]))
+    assert len(full["status"]["adapters"]) == cap
+    assert len(f.names_of(full, "Service")) == 2 + cap
+    over = run(f.parent(adapters=[f.entry(f"a{i}", 20000 + i) for i in range(cap + 1)]), observed=full["children"])
+    cond = f.condition(over, "AdaptersKnown")
+    assert (cond["status"], cond["reason"]) == ("False", "TooManyAdapters")
+    assert f"{cap + 1} active adapters" in cond["message"] and f"at most {cap}" in cond["message"]
+    assert f.names_of(over, "Service") == f.names_of(full, "Service")   # nothing added or deleted

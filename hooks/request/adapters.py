@@ -2,7 +2,7 @@
 
 It is the sync hook's only source of adapter state. Three outcomes, never confused:
 known with adapters, known and empty (remove every adapter port and Service), and unknown
-(absent or malformed: keep what is observed, delete nothing).
+(absent, malformed or more than MAX_ACTIVE adapters: keep what is observed, delete nothing).
 """
 import functools
 import json
@@ -16,6 +16,11 @@ from hooks.request import names
 
 ANNOTATION = "dittofs.io/adapters"
 NFS = "nfs"
+# DittoFS v0.29 serves two protocols (NFS, SMB); the annotation is also written by people and
+# GitOps. Each active adapter is a Service (a LoadBalancer by default) and container ports: past
+# this many, the annotation is taken as a mistake and the state as unknown, so nothing is added
+# or deleted until it is fixed.
+MAX_ACTIVE = 16
 
 
 class Entry(pydantic.BaseModel):
@@ -101,6 +106,10 @@ def state_from_text(raw: str) -> State:
     bad = [a for a in found if not 1 <= a.port <= 65535]
     if bad:
         return _unknown("AnnotationInvalid", f"adapter {bad[0].type} has port {bad[0].port} outside 1..65535")
+    if len(found) > MAX_ACTIVE:
+        return _unknown("TooManyAdapters", f"annotation {ANNOTATION} has {len(found)} active adapters; at most "
+                                           f"{MAX_ACTIVE} are built (DittoFS serves NFS and SMB), so adapter "
+                                           "ports and Services are left as they are")
     return State(known=True, adapters=found, message=f"{len(found)} active adapter(s)")
 
 
