@@ -13,6 +13,7 @@ from hooks.dittofs import discovery, identity, layout
 from hooks.request import controlplane, observed, spec
 from hooks.web import customize
 from tests import factory, k8s_rules, pod_security
+from tests.harness import Loop
 from tests.worlds import secret
 
 LDAP = {"enabled": True, "url": "ldaps://dc.example.com:636", "baseDN": "dc=example,dc=com",
@@ -174,3 +175,34 @@ def test_removing_a_provider_the_hook_gave_the_server_turns_it_off_there():
     assert [(w.provider, w.body) for w in found] == [("ldap", {"enabled": False}), ("kerberos", {"enabled": False})]
     assert identity.wanted(parsed, factory_secrets([]), {}) == []
     assert sync.kerberos_in_force(parsed, controlplane.Applied()) is None
+
+
+def test_identity_changes_converge_in_the_harness_with_one_roll_for_kerberos_and_none_for_ldap():
+    """Through Metacontroller's dynamic apply (tests/harness.py), with /discover's annotation
+    written the way the real server tests show it is: LDAP and password changes settle with no
+    pod-template write; a Kerberos change with exactly one, once the server has it."""
+    loop = Loop(SPEC, [factory.entry("nfs", 12049)], related=SECRETS)
+    loop.parent["metadata"]["annotations"].update(_applied(SPEC))
+    loop.settle()
+    loop.mark_ready()
+    loop.settle()
+    assert loop.cluster.pod_template_writes() == 0 and loop.sync() == []
+
+    moved = copy.deepcopy(SPEC)
+    moved["identity"]["ldap"]["baseDN"] = "ou=staff,dc=example,dc=com"
+    loop.set_spec(moved)
+    loop.related = _with_secret("ldap", password="rotated")
+    loop.settle()
+    loop.parent["metadata"]["annotations"].update(_applied(moved, loop.related))
+    loop.settle()
+    assert loop.cluster.pod_template_writes() == 0
+
+    moved = copy.deepcopy(moved)
+    moved["identity"]["kerberos"]["servicePrincipal"] = "nfs/other.example.com@EXAMPLE.COM"
+    loop.set_spec(moved)
+    loop.settle()
+    assert loop.cluster.pod_template_writes() == 0        # the server does not have it yet
+    loop.parent["metadata"]["annotations"].update(_applied(moved, loop.related))
+    loop.settle()
+    assert loop.cluster.pod_template_writes() == 1
+    assert loop.sync() == []
