@@ -105,27 +105,28 @@ def _secret_version(related: observed.Objects, ref: spec.SecretKeyRef | None) ->
     return [ref.name, ref.key, version if isinstance(version, str) else ""]
 
 
+def _given(provider: str, body: dict, ref: spec.SecretKeyRef | None, related: observed.Objects,
+           restart_part: dict) -> Wanted:
+    return Wanted(provider, body, (ref.name, ref.key) if ref else None,
+                  _digest(body, _secret_version(related, ref)), _digest(restart_part))
+
+
 def wanted(s: spec.DittoServerSpec, related: observed.Objects, applied: dict[str, str]) -> list[Wanted]:
     """The providers a running server should hold. A provider the spec no longer sets but the
     hook applied before (`applied`: provider -> digest) is turned off, not left running."""
     found = []
-    ldap = s.identity.ldap
+    ldap, kerberos = s.identity.ldap, s.identity.kerberos_on
     if ldap is not None:
-        body = {**ldap_block(ldap), "tls": ldap_block(ldap).get("tls", {})}
-        ref = ldap.bind_password_secret_ref
-        found.append(Wanted(LDAP, body, (ref.name, ref.key) if ref else None,
-                            _digest(body, _secret_version(related, ref)), _digest(body)))
-    elif LDAP in applied:
-        found.append(Wanted(LDAP, {"enabled": False}, None, _digest({"enabled": False}), _digest({"enabled": False})))
-    kerberos = s.identity.kerberos_on
+        block = ldap_block(ldap)
+        body = {**block, "tls": block.get("tls", {})}   # PUT replaces: no TLS settings is an empty one
+        found.append(_given(LDAP, body, ldap.bind_password_secret_ref, related, body))
     if kerberos is not None:
+        machine = kerberos.machine_account if kerberos.machine_account_on else None
         body = kerberos_block(kerberos)
-        ref = kerberos.machine_account.secret_ref if kerberos.machine_account_on and kerberos.machine_account else None
-        found.append(Wanted(KERBEROS, body, (ref.name, ref.key) if ref else None,
-                            _digest(body, _secret_version(related, ref)), _digest(_spnego(body))))
-    elif KERBEROS in applied:
-        found.append(Wanted(KERBEROS, {"enabled": False}, None, _digest({"enabled": False}),
-                            _digest({"enabled": False})))
+        found.append(_given(KERBEROS, body, machine.secret_ref if machine else None, related, _spnego(body)))
+    off = {"enabled": False}
+    found += [_given(provider, off, None, related, off) for provider in PROVIDERS
+              if provider in applied and provider not in {w.provider for w in found}]
     return found
 
 
