@@ -32,7 +32,7 @@ from kubernetes_validate import utils as kv_utils
 from hooks.dittofs import version
 from hooks.request import errors
 from hooks.request import spec as spec_module
-from tests import factory
+from tests import factory, test_identity
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "metacontroller"
@@ -1110,3 +1110,29 @@ def test_identity_rules_refuse_in_the_crd_and_the_hook_with_the_same_message(ide
 def test_every_identity_rule_has_a_refusing_case():
     messages = {rule["message"] for path, rule in _nested_rules() if path[:1] == ("identity",)}
     assert messages == {message for _, message in IDENTITY_CASES if message}
+
+
+def test_every_secret_reference_of_the_operator_takes_optional_false_and_refuses_true():
+    """The Go operator's SecretKeySelectors carry `optional`: declared (never pruned silently),
+    and `true` refused by the schema and the hook (a Secret the server needs cannot be missing)."""
+    spec = copy.deepcopy(test_identity.SPEC)
+    spec["database"] = {"postgresSecretRef": {"name": "pg", "optional": False}}
+    paths = [("identity", "ldap", "bindPasswordSecretRef"), ("identity", "kerberos", "keytabSecretRef"),
+             ("identity", "kerberos", "machineAccount", "secretRef"), ("database", "postgresSecretRef")]
+    for path in paths:
+        node = spec
+        for part in path:
+            node = node[part]
+        node["optional"] = False
+    assert _errors(_dittoserver(spec)) == []
+    spec_module.parse_spec(spec)
+    for path in paths:
+        bad = copy.deepcopy(spec)
+        node = bad
+        for part in path:
+            node = node[part]
+        node["optional"] = True
+        assert any("optional" in e for e in _errors(_dittoserver(bad))), path
+        with pytest.raises(errors.HookError) as caught:
+            spec_module.parse_spec(bad)
+        assert caught.value.field == "parent.spec." + ".".join(path) + ".optional"

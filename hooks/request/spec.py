@@ -43,6 +43,8 @@ class Model(pydantic.BaseModel):
 class SecretKeyRef(Model):
     name: Annotated[str, Field(min_length=1)]
     key: Annotated[str, Field(min_length=1)]
+    # The Go operator's SecretKeySelector has it; a Secret the server needs cannot be optional.
+    optional: Literal[False] = False
 
 
 class SecretNameRef(Model):
@@ -66,6 +68,7 @@ class PostgresSecretRef(Model):
 
     name: Annotated[str, Field(min_length=1)]
     key: str | None = None
+    optional: Literal[False] = False
 
 
 class Database(Model):
