@@ -1,6 +1,7 @@
-"""Session fixtures for the real servers the tests start (tests/postgres.py)."""
+"""Session fixtures for the real servers the tests start (tests/postgres.py, tests/apiserver.py)."""
 import pytest
 
+from tests import apiserver as kube
 from tests import postgres as pg
 
 
@@ -8,3 +9,9 @@ from tests import postgres as pg
 def postgres():
     with pg.cluster() as found:
         yield found
+
+
+@pytest.fixture(scope="session")
+def apiserver():
+    with kube.running() as api:
+        yield api
