@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test bench clean dfs debian-packages
+.PHONY: serve test bench clean dfs kube-apiserver debian-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,16 @@ serve: $(VENV)/.installed
 dfs: $(VENV)/.installed
 	PYTHON=$(BIN)/python scripts/build-dfs.sh
 
-# PostgreSQL and the tools for a pod's network namespace (scripts/install-debian-packages.sh).
+# The real API server the tests start, built at the pinned Kubernetes version
+# (scripts/build-kube-apiserver.sh, the module in scripts/kube-apiserver).
+kube-apiserver:
+	scripts/build-kube-apiserver.sh
+
+# PostgreSQL, etcd and the tools for a pod's network namespace (scripts/install-debian-packages.sh).
 debian-packages:
 	scripts/install-debian-packages.sh
 
-test: $(VENV)/.installed-test dfs debian-packages
+test: $(VENV)/.installed-test dfs kube-apiserver debian-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test

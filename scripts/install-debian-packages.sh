@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages the real-server tests start: PostgreSQL (a private cluster per
-# test session), OpenLDAP's slapd and its tools (a private directory per session), MIT
-# Kerberos's ktutil (keytabs for DittoFS's Kerberos provider), and iproute2 (`ip`, to bring up
-# loopback in a pod's network namespace). Does nothing when they are already there.
+# test session), etcd (the store of the session's kube-apiserver, tests/apiserver.py), OpenLDAP's
+# slapd and its tools (a private directory per session), MIT Kerberos's ktutil (keytabs for
+# DittoFS's Kerberos provider), and iproute2 (`ip`, to bring up loopback in a pod's network
+# namespace). Does nothing when they are already there.
 set -euo pipefail
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v etcd >/dev/null || missing+=(etcd-server)
 command -v ip >/dev/null || missing+=(iproute2)
 [[ -x /usr/sbin/slapd ]] || missing+=(slapd)
 command -v ldapadd >/dev/null || missing+=(ldap-utils)

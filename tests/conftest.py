@@ -1,6 +1,8 @@
-"""Session fixtures for the real servers the tests start (tests/postgres.py, tests/ldap.py)."""
+"""Session fixtures for the real servers the tests start (tests/postgres.py, tests/ldap.py,
+tests/apiserver.py)."""
 import pytest
 
+from tests import apiserver as kube
 from tests import ldap as openldap
 from tests import postgres as pg
 
@@ -15,3 +17,9 @@ def postgres():
 def directory():
     with openldap.directory() as found:
         yield found
+
+
+@pytest.fixture(scope="session")
+def apiserver():
+    with kube.running() as api:
+        yield api

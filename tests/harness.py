@@ -1,5 +1,6 @@
-"""Metacontroller in a box: a DittoServer, a fake namespace (`applying.Cluster`) and the loop
-that sends sync requests built from the cluster and applies the answers back to it.
+"""Metacontroller in a box: a DittoServer, a fake namespace (`applying.Cluster`, or the real
+API server through `tests.realcluster.Store`) and the loop that sends sync requests built from
+the cluster and applies the answers back to it.
 
 Status is written to the parent the way Metacontroller does (whole status, only when it
 differs), so a status that flips between calls shows up as a sync that never settles.
@@ -15,10 +16,11 @@ PARENT_UID = "0c0ffee0-0000-4000-8000-000000000001"
 
 class Loop:
     def __init__(self, spec=None, adapters=None, name="demo", namespace="storage",
-                 strategy="dynamic-apply", groups=f.GROUPS, version="v2", related=()):
+                 strategy="dynamic-apply", groups=f.GROUPS, version="v2", related=(), store=applying.Cluster):
         self.parent = f.parent(name=name, namespace=namespace, spec=spec, adapters=adapters)
         self.parent["metadata"]["uid"] = PARENT_UID
-        self.cluster = applying.Cluster(namespace=namespace, parent_uid=PARENT_UID, parent_name=name)
+        # The fake namespace, or the real API server (tests/realcluster.py) for the same scenarios.
+        self.cluster = store(namespace=namespace, parent_uid=PARENT_UID, parent_name=name)
         self.strategy, self.groups, self.version = strategy, groups, version
         self.related = list(related)
         self.status_writes = 0
@@ -81,3 +83,19 @@ class Loop:
 
     def mark_ready(self) -> None:
         self.cluster.set_statefulset_status(self.parent["metadata"]["name"], ready=1)
+
+
+def hook_statuses() -> list[dict]:
+    """Statuses the hook really returns, covering every condition and adapter state: running
+    with adapters and a port clash, then stopped with a storage change it cannot make and
+    unknown adapters."""
+    loop = Loop({"storage": {"metadataSize": "10Gi"}}, [f.entry("nfs", 12049), f.entry("smb", 8080)])
+    loop.settle()
+    loop.mark_ready()
+    loop.settle()
+    statuses = [loop.parent["status"]]
+    loop.set_spec({"storage": {"metadataSize": "99Gi"}, "replicas": 0})
+    loop.set_adapters("broken")
+    loop.settle()
+    statuses.append(loop.parent["status"])
+    return statuses

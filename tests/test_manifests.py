@@ -32,7 +32,7 @@ from kubernetes_validate import utils as kv_utils
 from hooks.dittofs import version
 from hooks.request import errors
 from hooks.request import spec as spec_module
-from tests import factory, test_identity
+from tests import crd_cases, factory, harness, test_identity
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "metacontroller"
@@ -382,50 +382,7 @@ def test_schema_accepts_a_full_spec():
     assert _errors(_dittoserver(spec)) == []
 
 
-def _with(path: str, value) -> dict:
-    spec = {"storage": {"metadataSize": "10Gi"}}
-    node = spec
-    keys = path.split(".")
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-    node[keys[-1]] = value
-    return spec
-
-
-@pytest.mark.parametrize(
-    "spec",
-    [
-        pytest.param(_with("replicas", 2), id="replicas-2"),
-        pytest.param(_with("replicas", -1), id="replicas-negative"),
-        pytest.param(_with("storage.metadataSize", "10GB"), id="metadataSize-10GB"),
-        pytest.param(_with("storage.controlPlaneSize", "5G"), id="controlPlaneSize-5G"),
-        pytest.param(_with("storage.cacheSize", "5Gi"), id="cacheSize-gone-in-v029"),
-        pytest.param(_with("s3", {}), id="s3-gone-in-v029"),
-        pytest.param(_with("identity.jwt.issuer", "me"), id="jwt-issuer-gone-in-v029"),
-        pytest.param(_with("terminationGracePeriodSeconds", 30), id="grace-below-36"),
-        pytest.param(_with("logging.level", "TRACE"), id="logging-level"),
-        pytest.param(_with("metrics.path", "metrics"), id="metrics-path-relative"),
-        pytest.param(_with("snapshotPolicies", [{"share": "/a"}]), id="snapshot-policy-without-interval"),
-        pytest.param(_with("snapshotPolicies", [{"share": "/a", "interval": "1h", "keepLast": -1}]),
-                     id="snapshot-policy-keepLast-negative"),
-        pytest.param(_with("snapshotPolicies", [{"share": "/a", "interval": "1h", "namePrefix": "a b"}]),
-                     id="snapshot-policy-namePrefix"),
-        pytest.param(_with("storage.contentSize", "1.5Ti"), id="contentSize-fraction"),
-        pytest.param({"storage": {"contentSize": "5Gi"}}, id="metadataSize-missing"),
-        pytest.param({"image": "x"}, id="storage-missing"),
-        pytest.param(_with("service.type", "Foo"), id="service-type-Foo"),
-        pytest.param(_with("adapterServices.type", "ExternalName"), id="adapterServices-type"),
-        pytest.param(_with("database.type", "mysql"), id="database-type"),
-        pytest.param(_with("metrics.port", 0), id="metrics-port-0"),
-        pytest.param(_with("controlPlane.port", 65536), id="controlPlane-port-65536"),
-        pytest.param(_with("controlPlane.port", "8080"), id="port-as-string"),
-        pytest.param(_with("metrics.enabled", "yes"), id="metrics-enabled-string"),
-        pytest.param(_with("unknownField", True), id="unknown-spec-field"),
-        pytest.param(_with("storage.size", "10Gi"), id="unknown-storage-field"),
-        pytest.param(_with("identity.jwt.secretRef", {"name": "jwt"}), id="secretRef-without-key"),
-        pytest.param(_with("adapterServices.annotations", {"a": 1}), id="annotation-not-string"),
-    ],
-)
+@pytest.mark.parametrize("spec", crd_cases.SCHEMA_REJECTS.values(), ids=crd_cases.SCHEMA_REJECTS.keys())
 def test_schema_rejects(spec):
     assert _errors(_dittoserver(spec)), f"accepted {spec}"
 
@@ -450,25 +407,8 @@ def test_status_schema_accepts_a_hook_status_and_rejects_a_bad_time():
     assert _errors(undeclared), "an undeclared status field would be pruned and loop forever"
 
 
-def _hook_statuses() -> list[dict]:
-    """Statuses the hook really returns, covering every condition and adapter state."""
-    from tests import factory as f
-    from tests.harness import Loop
-
-    loop = Loop({"storage": {"metadataSize": "10Gi"}}, [f.entry("nfs", 12049), f.entry("smb", 8080)])
-    loop.settle()
-    loop.mark_ready()
-    loop.settle()
-    statuses = [loop.parent["status"]]
-    loop.set_spec({"storage": {"metadataSize": "99Gi"}, "replicas": 0})
-    loop.set_adapters("broken")
-    loop.settle()
-    statuses.append(loop.parent["status"])
-    return statuses
-
-
 def test_every_status_the_hook_returns_fits_the_crd():
-    statuses = _hook_statuses()
+    statuses = harness.hook_statuses()
     types = {c["type"] for s in statuses for c in s["conditions"]}
     assert {"Ready", "Available", "Progressing", "AdaptersKnown", "PortConflict", "StorageChangeIgnored"} <= types
     for status in statuses:
@@ -478,27 +418,13 @@ def test_every_status_the_hook_returns_fits_the_crd():
 
 # --- CRD defaults agree with the hook's defaults -------------------------------------------
 
-def _apply_defaults(schema: dict, value):
-    """Structural-schema defaulting as the API server does it: a missing property with a
-    default gets it, then defaulting continues inside the result."""
-    if schema.get("type") == "object" and isinstance(value, dict):
-        for key, sub in schema.get("properties", {}).items():
-            if key not in value and "default" in sub:
-                value[key] = copy.deepcopy(sub["default"])
-            if key in value:
-                value[key] = _apply_defaults(sub, value[key])
-    elif schema.get("type") == "array" and isinstance(value, list) and isinstance(schema.get("items"), dict):
-        value = [_apply_defaults(schema["items"], item) for item in value]
-    return value
-
-
 def test_crd_defaults_match_the_hook_defaults():
     """A minimal spec defaulted by the API server means the same to the hook as the bare one."""
     from hooks.request.spec import DittoServerSpec
 
     spec_schema = _crd_schema()["properties"]["spec"]
     bare = {"storage": {"metadataSize": "10Gi"}}
-    defaulted = _apply_defaults(spec_schema, copy.deepcopy(bare))
+    defaulted = crd_cases.defaulted(spec_schema, copy.deepcopy(bare))
     assert defaulted["metrics"] == {"enabled": False, "port": 9090, "path": "/metrics"}
     assert _errors(_dittoserver(defaulted)) == []
     # The hook leaves the image to `dittofs.version`; the CRD writes the same one in.
@@ -516,7 +442,7 @@ def test_cel_rules_are_present():
     root_rules, spec_rules = _cel_rules()
     # ports differ, postgres needs its Secret, a client CA needs a certificate, one per unsupported field
     assert len(root_rules) == 1 and len(spec_rules) == 3 + len(spec_module.UNSUPPORTED)
-    assert len(_nested_rules()) == len(spec_rules) + 5 + 7   # and LDAP's and Kerberos's, on their objects
+    assert len(crd_cases.nested_rules(_crd_schema()["properties"]["spec"])) == len(spec_rules) + 5 + 7   # and LDAP's and Kerberos's, on their objects
     name_rule = root_rules[0]["rule"]
     assert "self.metadata.name" in name_rule and "52" in name_rule and ".matches(" in name_rule
     port_rule = spec_rules[0]["rule"]
@@ -526,74 +452,43 @@ def test_cel_rules_are_present():
         assert rule.get("message"), "every rule says what is wrong"
 
 
-NAME_CASES = [
-    ("dittofs", True), ("a", True), ("a" * 52, True), ("web-1", True),
-    ("a" * 53, False), ("Demo", False), ("1abc", False), ("abc-", False), ("a.b", False),
-    ("a_b", False), ("-a", False),
-]
-PORT_CASES = [
-    ({}, True),
-    ({"metrics": {"enabled": True}}, True),
-    ({"metrics": {"port": 8080}}, False),
-    ({"controlPlane": {"port": 9090}}, False),
-    ({"metrics": {"port": 9100}, "controlPlane": {"port": 9100}}, False),
-    ({"metrics": {"port": 9100}, "controlPlane": {"port": 9090}}, True),
-    ({"metrics": {"enabled": False, "port": 9090}, "controlPlane": {"port": 8080}}, True),
-]
-
-
-def _cel_eval(rule: str, self_value) -> bool:
-    import celpy   # a test extra: missing, the CEL tests fail rather than skip
-
-    env = celpy.Environment()
-    program = env.program(env.compile(rule))
-    return bool(program.evaluate({"self": celpy.json_to_cel(self_value)}))
-
-
-@pytest.mark.parametrize("name,valid", NAME_CASES)
+@pytest.mark.parametrize("name,valid", crd_cases.NAME_CASES)
 def test_cel_name_rule(name, valid):
     (rule,), _ = _cel_rules()
-    assert _cel_eval(rule["rule"], {"metadata": {"name": name}}) is valid
+    assert crd_cases.cel_eval(rule["rule"], {"metadata": {"name": name}}) is valid
 
 
-@pytest.mark.parametrize("spec,valid", PORT_CASES)
+@pytest.mark.parametrize("spec,valid", crd_cases.PORT_CASES)
 def test_cel_port_rule(spec, valid):
     _, (rule, *_) = _cel_rules()
-    assert _cel_eval(rule["rule"], {"storage": {"metadataSize": "1Gi"}, **spec}) is valid
+    assert crd_cases.cel_eval(rule["rule"], {"storage": {"metadataSize": "1Gi"}, **spec}) is valid
     # The API server applies defaults before validation: the rule must agree on defaulted input.
-    defaulted = _apply_defaults(_crd_schema()["properties"]["spec"],
+    defaulted = crd_cases.defaulted(_crd_schema()["properties"]["spec"],
                                 copy.deepcopy({"storage": {"metadataSize": "1Gi"}, **spec}))
-    assert _cel_eval(rule["rule"], defaulted) is valid
+    assert crd_cases.cel_eval(rule["rule"], defaulted) is valid
 
 
 def test_example_passes_the_cel_rules():
     root_rules, spec_rules = _cel_rules()
     example = _example()
-    assert _cel_eval(root_rules[0]["rule"], example) is True
+    assert crd_cases.cel_eval(root_rules[0]["rule"], example) is True
     for rule in spec_rules:
-        assert _cel_eval(rule["rule"], example["spec"]) is True
-
-
-# Each field of the Go operator's CRD the hook does not build yet, set as a user moving over
-# would set it (asking for something), and set so that it asks for nothing.
-UNSUPPORTED_CASES = {
-    "percona": ({"enabled": True}, {"enabled": False}),
-}
+        assert crd_cases.cel_eval(rule["rule"], example["spec"]) is True
 
 
 def test_every_unsupported_field_has_a_case():
-    assert set(UNSUPPORTED_CASES) == {path for path, _ in spec_module.UNSUPPORTED}
+    assert set(crd_cases.UNSUPPORTED_CASES) == {path for path, _ in spec_module.UNSUPPORTED}
 
 
-@pytest.mark.parametrize("path", sorted(UNSUPPORTED_CASES))
+@pytest.mark.parametrize("path", sorted(crd_cases.UNSUPPORTED_CASES))
 def test_unsupported_operator_fields_are_declared_refused_by_cel_and_by_the_hook(path):
-    asking, idle = UNSUPPORTED_CASES[path]
-    spec = _with(path, asking)
+    asking, idle = crd_cases.UNSUPPORTED_CASES[path]
+    spec = crd_cases.with_field(path, asking)
     # Declared: the schema keeps the field (nothing pruned), and a CEL rule refuses it, naming it.
     assert _errors(_dittoserver(spec)) == []
     _, spec_rules = _cel_rules()
-    defaulted = _apply_defaults(_crd_schema()["properties"]["spec"], copy.deepcopy(spec))
-    refusing = [r for r in spec_rules if not _cel_eval(r["rule"], defaulted)]
+    defaulted = crd_cases.defaulted(_crd_schema()["properties"]["spec"], copy.deepcopy(spec))
+    refusing = [r for r in spec_rules if not crd_cases.cel_eval(r["rule"], defaulted)]
     assert [r["fieldPath"] for r in refusing] == [f".{path}"]
     assert path in refusing[0]["message"]
     # The hook refuses it too (a CRD older than the hook), with a 422 naming the field.
@@ -602,8 +497,8 @@ def test_unsupported_operator_fields_are_declared_refused_by_cel_and_by_the_hook
     assert caught.value.status == 422 and caught.value.field == f"parent.spec.{path}"
     # Set so that it asks for nothing, it is accepted by both.
     if idle is not None:
-        calm = _apply_defaults(_crd_schema()["properties"]["spec"], _with(path, idle))
-        assert all(_cel_eval(r["rule"], calm) for r in spec_rules)
+        calm = crd_cases.defaulted(_crd_schema()["properties"]["spec"], crd_cases.with_field(path, idle))
+        assert all(crd_cases.cel_eval(r["rule"], calm) for r in spec_rules)
         spec_module.parse_spec(calm)
 
 
@@ -983,28 +878,21 @@ def test_every_field_the_crd_declares_is_read_by_the_hook_or_refused():
     assert read - declared == set()   # and the hook reads nothing the CRD would prune
 
 
-@pytest.mark.parametrize("spec, field", [
-    ({"database": {"type": "postgres"}}, ".database.postgresSecretRef"),
-    ({"controlPlane": {"clientCASecretName": "clients"}}, ".controlPlane.clientCASecretName"),
-])
-def test_cel_refuses_what_the_hook_refuses(spec, field):
+@pytest.mark.parametrize("spec, field, fixed", crd_cases.HOOK_REFUSALS, ids=lambda v: v if isinstance(v, str) else None)
+def test_cel_refuses_what_the_hook_refuses(spec, field, fixed):
     """What the hook answers 422 for, the CRD refuses at admission, on the same field."""
-    full = _apply_defaults(_crd_schema()["properties"]["spec"], {"storage": {"metadataSize": "1Gi"}, **spec})
+    full = crd_cases.defaulted(_crd_schema()["properties"]["spec"], {"storage": {"metadataSize": "1Gi"}, **spec})
     _, spec_rules = _cel_rules()
-    assert [r["fieldPath"] for r in spec_rules if not _cel_eval(r["rule"], full)] == [field]
+    assert [r["fieldPath"] for r in spec_rules if not crd_cases.cel_eval(r["rule"], full)] == [field]
     with pytest.raises(errors.HookError):
         spec_module.parse_spec(full)
-    fixed = copy.deepcopy(full)
-    if "database" in spec:
-        fixed["database"]["postgresSecretRef"] = {"name": "pg"}
-    else:
-        fixed["controlPlane"]["certSecretName"] = "api-tls"
-    assert all(_cel_eval(r["rule"], fixed) for r in spec_rules)
+    fixed = crd_cases.defaulted(_crd_schema()["properties"]["spec"], {"storage": {"metadataSize": "1Gi"}, **fixed})
+    assert all(crd_cases.cel_eval(r["rule"], fixed) for r in spec_rules)
     spec_module.parse_spec(fixed)
 
 
 def test_percona_is_refused_with_the_same_message_by_cel_and_the_hook_pointing_to_the_readme():
-    spec = _with("percona", {"enabled": True})
+    spec = crd_cases.with_field("percona", {"enabled": True})
     _, spec_rules = _cel_rules()
     (rule,) = [r for r in spec_rules if r["fieldPath"] == ".percona"]
     with pytest.raises(errors.HookError) as caught:
@@ -1015,92 +903,13 @@ def test_percona_is_refused_with_the_same_message_by_cel_and_the_hook_pointing_t
 
 # --- identity providers: the Go operator's webhook rules and DittoFS's start-up checks as CEL ---
 
-def _nested_rules(schema: dict | None = None, path: tuple = ()) -> list[tuple[tuple, dict]]:
-    """(path under spec, rule) of every CEL rule of the spec and the objects in it."""
-    schema = _crd_schema()["properties"]["spec"] if schema is None else schema
-    found = [(path, rule) for rule in schema.get("x-kubernetes-validations", [])]
-    for name, child in (schema.get("properties") or {}).items():
-        found += _nested_rules(child, (*path, name))
-    return found
-
-
-def cel_refusals(spec: dict) -> list[str]:
-    """The message of every CEL rule the defaulted spec breaks, each evaluated on its own object
-    (as the API server does: a rule of an absent object is not evaluated)."""
-    defaulted = _apply_defaults(_crd_schema()["properties"]["spec"], copy.deepcopy(spec))
-    found = []
-    for path, rule in _nested_rules():
-        node = defaulted
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None and not _cel_eval(rule["rule"], node):
-            found.append(rule["message"])
-    return found
-
-
-LDAP_OK = {"enabled": True, "url": "ldaps://dc.example.com:636", "baseDN": "dc=example,dc=com",
-           "bindDN": "cn=svc,dc=example,dc=com", "bindPasswordSecretRef": {"name": "ldap", "key": "password"}}
-KERBEROS_OK = {"enabled": True, "servicePrincipal": "nfs/files.example.com@EXAMPLE.COM",
-               "keytabSecretRef": {"name": "krb", "key": "keytab"}}
-MACHINE_OK = {"enabled": True, "accountName": "DITTOFS$", "secretRef": {"name": "machine", "key": "password"}}
-
-# (identity, the message both the CRD and the hook refuse it with; None: both accept it)
-IDENTITY_CASES = [
-    ({"ldap": LDAP_OK}, None),
-    ({"ldap": {**LDAP_OK, "url": "LDAPS://dc:636", "userAttr": "uid", "idmap": "rid"}}, None),
-    ({"ldap": {**LDAP_OK, "url": "ldap://dc:389", "startTLS": True}}, None),
-    ({"ldap": {**LDAP_OK, "url": "ldap://dc:389", "allowPlaintext": True}}, None),
-    ({"ldap": {**LDAP_OK, "enabled": False, "url": "http://dc", "bindPasswordSecretRef": None}}, None),
-    ({"ldap": {**LDAP_OK, "url": "http://dc"}}, "identity.ldap.url must use the ldap:// or ldaps:// scheme"),
-    ({"ldap": {**LDAP_OK, "url": "ldap://dc:389"}},
-     "identity.ldap.url uses plaintext ldap://: set startTLS, or allowPlaintext to permit an unencrypted bind"),
-    ({"ldap": {**LDAP_OK, "bindPasswordSecretRef": None}},
-     "identity.ldap.bindPasswordSecretRef is required when ldap is enabled (DittoFS refuses an anonymous bind)"),
-    ({"ldap": {**LDAP_OK, "userAttr": "1uid"}},
-     "identity.ldap.userAttr must be an LDAP attribute name (a letter, then letters, digits or '-')"),
-    ({"ldap": {**LDAP_OK, "caCertFile": "/etc/ssl/ca.pem", "caCertSecretRef": {"name": "ca", "key": "ca.crt"}}},
-     "identity.ldap: set caCertFile or caCertSecretRef, not both"),
-    ({"kerberos": KERBEROS_OK}, None),
-    ({"kerberos": {**KERBEROS_OK, "realm": "EXAMPLE.COM", "netbiosDomain": "EXAMPLE", "dnsDomain": "example.com",
-                   "machineAccount": MACHINE_OK}}, None),
-    ({"kerberos": {"enabled": False}}, None),
-    ({"kerberos": {"enabled": False, "machineAccount": {"enabled": True}}}, None),
-    ({"kerberos": {**KERBEROS_OK, "servicePrincipal": None}},
-     "identity.kerberos.servicePrincipal is required when kerberos is enabled"),
-    ({"kerberos": {**KERBEROS_OK, "keytabSecretRef": None}},
-     "identity.kerberos.keytabSecretRef is required when kerberos is enabled"),
-    ({"kerberos": {**KERBEROS_OK, "realm": "nfs@EXAMPLE.COM"}},
-     "identity.kerberos.realm must not contain '@', '/' or spaces"),
-    ({"kerberos": {**KERBEROS_OK, "netbiosDomain": "example.com"}},
-     "identity.kerberos.netbiosDomain must be a single NetBIOS label (no '.', '@', '/' or spaces)"),
-    ({"kerberos": {**KERBEROS_OK, "dnsDomain": "example .com"}},
-     "identity.kerberos.dnsDomain must not contain '@', '/' or spaces"),
-    ({"kerberos": {**KERBEROS_OK, "machineAccount": {**MACHINE_OK, "accountName": None}}},
-     "identity.kerberos.machineAccount.accountName is required when machineAccount is enabled"),
-    ({"kerberos": {**KERBEROS_OK, "machineAccount": {**MACHINE_OK, "secretRef": None}}},
-     "identity.kerberos.machineAccount requires a secretRef or keytabSecretRef when enabled"),
-    ({"kerberos": {**KERBEROS_OK, "machineAccount": {"enabled": True, "accountName": "D$",
-                                                      "keytabSecretRef": {"name": "m", "key": "k"}}}}, None),
-]
-
-
-def _without_nulls(value):
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    return value
-
-
-def identity_spec(identity: dict) -> dict:
-    return _without_nulls({"storage": {"metadataSize": "1Gi"}, "identity": identity})
-
-
-@pytest.mark.parametrize("identity, message", IDENTITY_CASES)
+@pytest.mark.parametrize("identity, message", crd_cases.IDENTITY_CASES)
 def test_identity_rules_refuse_in_the_crd_and_the_hook_with_the_same_message(identity, message):
-    spec = identity_spec(identity)
+    spec = crd_cases.identity_spec(identity)
     assert _errors(_dittoserver(spec)) == []      # the schema itself takes the shape
-    assert cel_refusals(spec) == ([message] if message else [])
+    assert crd_cases.cel_refusals(_crd_schema(), "demo", spec) == ([message] if message else [])
     if message is None:
-        spec_module.parse_spec(_apply_defaults(_crd_schema()["properties"]["spec"], copy.deepcopy(spec)))
+        spec_module.parse_spec(crd_cases.defaulted(_crd_schema()["properties"]["spec"], copy.deepcopy(spec)))
         return
     with pytest.raises(errors.HookError) as caught:
         spec_module.parse_spec(spec)
@@ -1108,8 +917,9 @@ def test_identity_rules_refuse_in_the_crd_and_the_hook_with_the_same_message(ide
 
 
 def test_every_identity_rule_has_a_refusing_case():
-    messages = {rule["message"] for path, rule in _nested_rules() if path[:1] == ("identity",)}
-    assert messages == {message for _, message in IDENTITY_CASES if message}
+    messages = {rule["message"] for path, rule in crd_cases.nested_rules(_crd_schema()["properties"]["spec"])
+                if path[:1] == ("identity",)}
+    assert messages == {message for _, message in crd_cases.IDENTITY_CASES if message}
 
 
 def test_every_secret_reference_of_the_operator_takes_optional_false_and_refuses_true():

@@ -28,8 +28,9 @@ LIST_MAP_KEYS = ("containerPort", "port", "mountPath", "name", "uid", "ip", "pat
 # which the API server owns.
 SYSTEM_METADATA = ("selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
                    "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields")
-# The only StatefulSet spec fields an update may change.
-STATEFULSET_MUTABLE = ("replicas", "template", "updateStrategy",
+# The only StatefulSet spec fields an update may change (kube-apiserver 1.34 names them in
+# its refusal; tests/test_apiserver_real.py compares).
+STATEFULSET_MUTABLE = ("replicas", "template", "updateStrategy", "revisionHistoryLimit",
                        "persistentVolumeClaimRetentionPolicy", "ordinals", "minReadySeconds")
 CREATION_TIMESTAMP = "2026-01-01T00:00:00Z"
 
@@ -210,6 +211,8 @@ def _statefulset_defaults(sts: dict) -> None:
     for claim in _dicts(spec, "volumeClaimTemplates"):
         _fill(claim, apiVersion="v1", kind="PersistentVolumeClaim", status={"phase": "Pending"})
         _fill(claim.setdefault("spec", {}), volumeMode="Filesystem")
+    # What a new StatefulSet's status reads before its controller writes one (zeros left out).
+    sts.setdefault("status", {"replicas": 0, "availableReplicas": 0})
 
 
 def _pod_spec_defaults(pod: dict) -> None:
@@ -226,7 +229,8 @@ def _pod_spec_defaults(pod: dict) -> None:
 
 def _container_defaults(container: dict) -> None:
     _fill(container, imagePullPolicy=pull_policy(str(container.get("image", ""))),
-          terminationMessagePath="/dev/termination-log", terminationMessagePolicy="File")
+          terminationMessagePath="/dev/termination-log", terminationMessagePolicy="File",
+          resources={})
     for port in _dicts(container, "ports"):
         port.setdefault("protocol", "TCP")
     for probe in (container.get(name) for name in ("livenessProbe", "readinessProbe",
@@ -432,6 +436,13 @@ def _plan(live_objects: list[dict], desired_children: list[dict]
     return sorted(out, key=lambda entry: (entry[0].kind, entry[0].name))
 
 
+def writes(live_objects: list[dict], prepared_children: list[dict]
+           ) -> list[tuple[Change, dict | None, dict | None]]:
+    """(change, live object, object to send) for every child, as a store performs them:
+    `prepared_children` come from prepare_desired. Sorted by (kind, name)."""
+    return _plan(live_objects, prepared_children)
+
+
 def plan(live_objects: list[dict], desired_children: list[dict], *,
          namespace: str | None = None, parent_uid: str | None = None) -> list[Change]:
     """What dynamic apply would do for one sync response, without doing it. Children match
@@ -473,7 +484,7 @@ class Cluster:
         writes; ImmutableFieldError is raised after them. Returns the writes performed."""
         desired = prepare_desired(desired_children, self.namespace, self.parent_uid)
         done, rejected = [], []
-        for change, live, result in sorted(_plan(list(self.objects.values()), desired),
+        for change, live, result in sorted(writes(list(self.objects.values()), desired),
                                            key=lambda entry: entry[0].action != "delete"):
             key = (change.kind, change.name)
             if change.action == "delete":

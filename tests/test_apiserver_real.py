@@ -1,0 +1,387 @@
+"""The CRD, the hook's status and children, and both of Metacontroller's ways of writing them,
+against a real kube-apiserver (tests/apiserver.py): what the fast tiers check with models
+(the CRD as a JSON schema, CEL in cel-python, API-server defaults and the apply merge in
+`hooks/tools/applying.py`) checked against the real thing.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hooks.request import ports
+from hooks.tools import applying
+from hooks.web import app as web_app, settings
+from tests import apiserver as kube, crd_cases, factory as f, harness, realcluster
+from tests import test_convergence as convergence
+
+# Generous: the session's server starts within the first test, on a machine others share.
+pytestmark = [pytest.mark.apiserver, pytest.mark.timeout(300)]
+
+ROOT = Path(__file__).resolve().parent.parent
+ALLOCATED = ("clusterIP", "clusterIPs", "nodePort")   # picked by the server, not defaults
+CRD = yaml.safe_load((ROOT / "metacontroller" / "crd.yaml").read_text())
+SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+FIXTURES = sorted((ROOT / "tests" / "fixtures").glob("*.json"))
+_numbers = itertools.count(1)
+
+
+def namespace(api: kube.Api, prefix: str = "t") -> str:
+    """A namespace of its own for each test: the server lives for the whole session."""
+    return api.namespace(f"{prefix}-{next(_numbers)}")
+
+
+def established(api: kube.Api, name: str) -> dict:
+    """The CRD once the server says Established (a fresh CRD takes a moment)."""
+    return kube.poll(lambda: _with_condition(api.get("CustomResourceDefinition", name), "Established"),
+                     f"CRD {name} Established")
+
+
+def _with_condition(crd: dict, type_: str) -> dict | None:
+    conditions = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
+    return crd if conditions.get(type_) == "True" else None
+
+
+@pytest.fixture(scope="module")
+def crd(apiserver):
+    if apiserver.get("CustomResourceDefinition", CRD["metadata"]["name"]) is None:
+        apiserver.create(CRD)
+    return established(apiserver, CRD["metadata"]["name"])
+
+
+def dittoserver(ns: str, name: str, spec: dict) -> dict:
+    return {"apiVersion": f.API_VERSION, "kind": "DittoServer",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def refusal(api: kube.Api, obj: dict) -> str | None:
+    """None when the server stores `obj` (deleted again), else the message it refuses it with."""
+    response = api.request("POST", kube.collection(obj), json=obj, params={"fieldValidation": "Strict"})
+    if response.status_code == 201:
+        api.delete(obj["kind"], obj["metadata"]["name"], obj["metadata"]["namespace"])
+        return None
+    # 400: a field the schema does not declare (strict decoding); 422: an invalid value.
+    assert response.status_code in (400, 422), response.text
+    return response.json()["message"]
+
+
+# --------------------------------------------------------------------------- the CRD
+
+
+def test_the_crd_is_established_structural_and_keeps_every_cel_rule(crd):
+    conditions = {c["type"]: c for c in crd["status"]["conditions"]}
+    assert conditions["NamesAccepted"]["status"] == "True"
+    assert "NonStructuralSchema" not in conditions
+    stored = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    # Accepted at all means every rule compiled within the cost budget; the rules are all there.
+    assert stored["x-kubernetes-validations"] == SCHEMA["x-kubernetes-validations"]
+    assert (stored["properties"]["spec"]["x-kubernetes-validations"]
+            == SCHEMA["properties"]["spec"]["x-kubernetes-validations"])
+
+
+def test_the_server_does_refuse_a_rule_over_the_cost_budget(apiserver, crd):
+    """So that our CRD's acceptance means its rules are within budget: the same CRD with one
+    more rule, over an unbounded list, is refused for its cost."""
+    costly = copy.deepcopy(CRD)
+    costly["metadata"]["name"] = "costlies.dittofs.dittofs.com"
+    costly["spec"]["names"] = {"plural": "costlies", "singular": "costly", "kind": "Costly", "listKind": "CostlyList"}
+    spec = costly["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["properties"]["words"] = {"type": "array", "items": {"type": "string"}}
+    spec["x-kubernetes-validations"].append(
+        {"rule": "self.words.all(a, self.words.all(b, self.words.all(c, a + b + c != '')))", "message": "costly"})
+    with pytest.raises(kube.ApiError) as refused:
+        apiserver.create(costly)
+    assert refused.value.status == 422 and "cost" in refused.value.body and "budget" in refused.value.body
+
+
+def test_the_example_and_every_fixture_parent_are_accepted_unpruned(apiserver, crd):
+    example = yaml.safe_load((ROOT / "metacontroller" / "example-dittoserver.yaml").read_text())
+    parents = [example] + [json.loads(p.read_text())["request"]["parent"] for p in FIXTURES]
+    for parent in parents:
+        sent = dittoserver(namespace(apiserver), parent["metadata"]["name"], parent["spec"])
+        sent["metadata"]["annotations"] = parent["metadata"].get("annotations", {})
+        stored = apiserver.create(sent)
+        # Defaults may be added; nothing sent is pruned or changed.
+        assert applying.same(applying.merge(stored["spec"], {}, sent["spec"]), stored["spec"]), parent["metadata"]
+        assert stored["metadata"].get("annotations", {}) == sent["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("spec", crd_cases.SCHEMA_REJECTS.values(), ids=crd_cases.SCHEMA_REJECTS.keys())
+def test_the_server_refuses_what_the_schema_tier_refuses(apiserver, crd, spec):
+    assert refusal(apiserver, dittoserver("default", "demo", spec)) is not None
+
+
+CEL_PARENTS = crd_cases.cel_parents()
+
+
+@pytest.mark.parametrize("case", sorted(CEL_PARENTS))
+def test_cel_python_and_the_server_agree(apiserver, crd, case):
+    """Each CEL case: cel-python's verdict (the fast tier) is the server's, message for message."""
+    name, spec = CEL_PARENTS[case]
+    expected = crd_cases.cel_refusals(SCHEMA, name, spec)
+    message = refusal(apiserver, dittoserver("default", name, spec))
+    if not expected:
+        assert message is None
+    else:
+        assert message is not None
+        for text in expected:
+            assert text in message
+
+
+def test_every_hostile_cel_case_is_refused_by_a_rule():
+    """The agreement above would hold vacuously if cel-python accepted everything."""
+    refused = {case for case, (name, spec) in CEL_PARENTS.items() if crd_cases.cel_refusals(SCHEMA, name, spec)}
+    assert refused == crd_cases.hostile_cel_parents()
+
+
+# --------------------------------------------------------------------------- the status
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_status_the_hook_returns_reads_back_unpruned_and_type_exact(apiserver, crd, which):
+    status = harness.hook_statuses()[which]
+    stored = apiserver.create(dittoserver(namespace(apiserver), "demo", {"storage": {"metadataSize": "10Gi"}}))
+    stored["status"] = copy.deepcopy(status)
+    apiserver.replace(stored, "/status")
+    read = apiserver.get("DittoServer", "demo", stored["metadata"]["namespace"])
+    # Type for type (1, 1.0 and True differ): what Metacontroller compares before writing again.
+    assert applying.same(read["status"], status), applying.diff_paths(status, read["status"])
+
+
+# --------------------------------------------------------------------------- children
+
+
+def _fixture_version(request: dict) -> str:
+    keys = [key for group in request["children"].values() for key in group]
+    return "v2" if any("/" in key for key in keys) else "v1"
+
+
+def _seed(api: kube.Api, ns: str, request: dict) -> None:
+    """The fixture's observed children, created as they are (a store to sync against)."""
+    for group in request["children"].values():
+        for obj in group.values():
+            body = _unallocated(realcluster.content(obj))
+            body["metadata"]["namespace"] = ns
+            body.pop("status", None)
+            annotations = body["metadata"].get("annotations") or {}
+            if applying.LAST_APPLIED in annotations:   # it names the namespace it was applied in
+                applied = json.loads(annotations[applying.LAST_APPLIED])
+                applied["metadata"]["namespace"] = ns
+                annotations[applying.LAST_APPLIED] = applying.last_applied_json(applied)
+            api.create(body)
+
+
+def _unallocated(value):
+    """`value` without addresses and node ports: the model made them up, the server allocates
+    its own (and refuses one taken by a Service of another fixture)."""
+    if isinstance(value, dict):   # a headless Service's "None" is no allocation: it stays
+        return {k: _unallocated(v) for k, v in value.items() if k not in ALLOCATED or v in ("None", ["None"])}
+    if isinstance(value, list):
+        return [_unallocated(v) for v in value]
+    return value
+
+
+def _request_from(store: realcluster.Store, request: dict, version: str) -> dict:
+    again = copy.deepcopy(request)
+    again["parent"]["metadata"]["namespace"] = store.namespace
+    again["children"] = store.observed(version, tuple(request["children"]))
+    return again
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_every_child_of_a_fixture_is_stored_and_the_next_sync_writes_nothing(apiserver, path):
+    doc = json.loads(path.read_text())
+    request, strategy, version = doc["request"], doc["strategy"], _fixture_version(doc["request"])
+    parent = request["parent"]["metadata"]
+    store = realcluster.Store(apiserver, strategy, namespace=f"fx-{next(_numbers)}",
+                              parent_uid=parent["uid"], parent_name=parent["name"])
+    _seed(apiserver, store.namespace, request)
+    first = f.sync_of(_request_from(store, request, version), strategy)
+    store.apply(first["children"])
+    for child in first["children"]:
+        assert apiserver.get(child["kind"], child["metadata"]["name"], store.namespace) is not None
+    observed = _request_from(store, request, version)
+    second = f.sync_of(observed, strategy)
+    assert second["children"] == first["children"]
+    if strategy == ports.DYNAMIC:
+        live = [obj for group in observed["children"].values() for obj in group.values()]
+        changes = applying.plan(live, second["children"], namespace=store.namespace, parent_uid=parent["uid"])
+        assert [c for c in changes if c.action != "unchanged"] == []
+    assert store.apply(second["children"]) == []
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+# Every child kind, every Service type. The ServiceMonitor child is left out on purpose: its
+# kind needs prometheus-operator's CRD, which no test dependency ships.
+ALL_KINDS = {"Secret", "ConfigMap", "Service", "StatefulSet", "NetworkPolicy"}
+DEFAULTS_CASES = {
+    "minimal": (f.SPEC, [f.entry("nfs", 12049), f.entry("smb", 12445)], ALL_KINDS),
+    # Every Secret is the user's: none generated.
+    "full": (f.FULL_SPEC, [f.entry("nfs", 12049), f.entry("webdav", 8081)], ALL_KINDS - {"Secret"}),
+    "clusterip-adapters": ({**f.SPEC, "metrics": {"enabled": True}, "adapterServices": {"type": "ClusterIP"}},
+                           [f.entry("nfs", 12049)], ALL_KINDS),
+}
+
+
+def _allocated_from(stored, model):
+    """`model` with the values the server allocates (addresses, node ports) taken from `stored`."""
+    if isinstance(model, dict) and isinstance(stored, dict):
+        return {k: stored[k] if k in ALLOCATED and k in stored else _allocated_from(stored.get(k), v)
+                for k, v in model.items()}
+    if isinstance(model, list) and isinstance(stored, list) and len(model) == len(stored):
+        return [_allocated_from(s, m) for s, m in zip(stored, model)]
+    return model
+
+
+@pytest.mark.parametrize("case", sorted(DEFAULTS_CASES))
+def test_the_defaults_model_is_what_the_server_fills_in(apiserver, case):
+    spec, adapters, expected_kinds = DEFAULTS_CASES[case]
+    ns = namespace(apiserver, "defaults")
+    response = f.sync_of(f.request(f.parent(namespace=ns, spec=spec, adapters=adapters),
+                                   groups=f.WITH_POLICIES))
+    kinds = {child["kind"] for child in response["children"]}
+    assert kinds == expected_kinds
+    for child in applying.prepare_desired(response["children"], ns):
+        stored = realcluster.content(apiserver.create(child))
+        model = _allocated_from(stored, applying.server_defaults(child))
+        assert applying.same(stored, model), (child["kind"], child["metadata"]["name"],
+                                              applying.diff_paths(model, stored))
+
+
+def test_an_immutable_statefulset_change_is_refused_as_the_model_says(apiserver):
+    ns = namespace(apiserver, "immutable")
+    response = f.sync_of(f.request(f.parent(namespace=ns)))
+    (sts,) = [c for c in applying.prepare_desired(response["children"], ns) if c["kind"] == "StatefulSet"]
+    live = apiserver.create(sts)
+    moved = copy.deepcopy(sts)
+    moved["spec"]["serviceName"] = "elsewhere"
+    moved["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = "99Gi"
+    sent = applying.apply_update(live, moved)
+    assert applying.immutable_changes(live, applying.server_defaults(sent)) == ["spec.serviceName",
+                                                                                "spec.volumeClaimTemplates"]
+    with pytest.raises(kube.ApiError) as refused:
+        apiserver.replace(sent)
+    assert refused.value.status == 422
+    message = refused.value.body
+    assert "Forbidden: updates to statefulset spec for fields other than" in message
+    # The fields the server lets an update change are the model's.
+    allowed = re.search(r"fields other than (.*?) are forbidden", message).group(1)
+    assert set(re.findall(r"'(\w+)'", allowed)) == set(applying.STATEFULSET_MUTABLE)
+    # A template change alone, which the model allows, the server stores.
+    rolled = copy.deepcopy(sts)
+    rolled["spec"]["template"]["metadata"]["annotations"]["dittofs.io/config-hash"] = "0" * 64
+    sent = applying.apply_update(live, rolled)
+    assert applying.immutable_changes(live, applying.server_defaults(sent)) == []
+    assert apiserver.replace(sent)["metadata"]["generation"] == 2
+
+
+# --------------------------------------------------------------------------- convergence
+
+
+def real_loop(api: kube.Api, strategy: str, spec=convergence.SPEC, adapters=(), **kwargs) -> harness.Loop:
+    store = functools.partial(realcluster.Store, api, strategy)
+    return harness.Loop(spec, list(adapters), namespace=f"conv-{next(_numbers)}", strategy=strategy, store=store, **kwargs)
+
+
+def _desired_ports(loop: harness.Loop) -> set[tuple]:
+    sts = next(c for c in loop.last["children"] if c["kind"] == "StatefulSet")
+    return {(p["name"], p["containerPort"], p["protocol"]) for p in sts["spec"]["template"]["spec"]["containers"][0]["ports"]}
+
+
+@pytest.mark.parametrize("strategy", [ports.SERVER_SIDE, ports.DYNAMIC])
+def test_each_adapter_change_converges_for_real_with_at_most_one_roll(apiserver, strategy):
+    loop = convergence.settled(real_loop(apiserver, strategy))
+    for adapters, _ in convergence.ADAPTER_SEQUENCE:
+        before = loop.cluster.pod_template_writes()
+        loop.set_adapters(adapters)
+        loop.settle()
+        assert loop.cluster.pod_template_writes() - before <= 1, adapters
+        # What is stored is what the hook asked for: no stale port kept, none lost.
+        assert loop.live_port_set() == _desired_ports(loop), adapters
+        expected = {f"demo-adapter-{a['type']}" for a in adapters if a["enabled"] and a["running"]}
+        assert {n for n in loop.live_names("Service") if "-adapter-" in n} == expected
+        assert loop.sync() == []
+
+
+def test_server_side_apply_sends_real_apply_patches_owned_by_metacontroller(apiserver):
+    loop = convergence.settled(real_loop(apiserver, ports.SERVER_SIDE, adapters=[convergence.NFS]))
+    assert loop.cluster.requests and {how for _, how in loop.cluster.requests} == {"apply"}
+    for (kind, name), obj in loop.cluster.objects.items():
+        managers = {(m["manager"], m["operation"]) for m in obj["metadata"]["managedFields"]}
+        assert ("metacontroller", "Apply") in managers, (kind, name)
+        assert obj["metadata"]["labels"]["controller-uid"] == loop.parent["metadata"]["uid"]
+    # NFS's data port over UDP sits beside the TCP one, as only server-side apply can keep it.
+    nfs = loop.live("Service", "demo-adapter-nfs")["spec"]["ports"]
+    assert {(p["port"], p["protocol"]) for p in nfs} >= {(12049, "TCP"), (12049, "UDP")}
+    # The hook as deployed with DITTOFS_HOOK_APPLY_STRATEGY answers the stored state alike,
+    # and sending that answer as apply patches stores nothing new.
+    app = web_app.create_app(settings.Settings.from_env({"DITTOFS_HOOK_APPLY_STRATEGY": ports.SERVER_SIDE}))
+    answer = app.test_client().post("/sync", json=loop.request())
+    assert answer.status_code == 200, answer.text
+    assert answer.get_json()["children"] == loop.last["children"]
+    assert loop.cluster.apply(answer.get_json()["children"]) == []
+
+
+@pytest.mark.parametrize("strategy", [ports.SERVER_SIDE, ports.DYNAMIC])
+def test_a_config_change_rolls_the_pod_once_for_real(apiserver, strategy):
+    loop = convergence.settled(real_loop(apiserver, strategy, adapters=[convergence.NFS]))
+    loop.set_spec(convergence.SPEC)            # generation bump only
+    loop.settle()
+    assert loop.cluster.pod_template_writes() == 0
+    loop.set_spec({**convergence.SPEC, "logging": {"level": "DEBUG"}})
+    loop.settle()
+    assert loop.cluster.pod_template_writes() == 1
+    claims = loop.live("StatefulSet", "demo")["spec"]["volumeClaimTemplates"]
+    loop.set_spec({**convergence.SPEC, "storage": {"metadataSize": "50Gi", "contentSize": "1Ti"}})
+    loop.settle()   # the server refuses a change to the claim templates: settling proves none
+    assert loop.cluster.pod_template_writes() <= 2
+    assert loop.live("StatefulSet", "demo")["spec"]["volumeClaimTemplates"] == claims
+
+
+# --------------------------------------------------------------------------- taking over
+
+
+def _as_the_operator_made_them(loop: harness.Loop, response: dict) -> list[dict]:
+    """The StatefulSet and Services of the Go operator v0.29: same names, selector and layout
+    (DITTOFS_FACTS.md), its twin UDP ports, its controller reference to the same DittoServer,
+    no controller-uid label, written by its own field manager with plain creates."""
+    made = []
+    for child in response["children"]:
+        if child["kind"] not in ("StatefulSet", "Service"):
+            continue
+        obj = copy.deepcopy(child)
+        obj["metadata"]["namespace"] = loop.cluster.namespace
+        obj["metadata"]["labels"] = {k: v for k, v in obj["metadata"]["labels"].items() if k != "app.kubernetes.io/managed-by"}
+        obj["metadata"]["ownerReferences"] = [{
+            "apiVersion": f.API_VERSION, "kind": "DittoServer", "name": loop.parent["metadata"]["name"],
+            "uid": loop.parent["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+        if obj["kind"] == "StatefulSet":
+            obj["spec"]["template"]["spec"]["containers"][0]["ports"].append(
+                {"name": "adapter-pm-udp", "containerPort": 10111, "protocol": "UDP"})
+        elif obj["metadata"]["name"].endswith("-adapter-nfs"):
+            obj["spec"]["ports"].append({"name": "portmap-udp", "port": 111, "targetPort": 10111, "protocol": "UDP"})
+        made.append(obj)
+    return made
+
+
+def test_children_the_go_operator_made_are_taken_over_under_server_side_apply(apiserver):
+    loop = real_loop(apiserver, ports.SERVER_SIDE, adapters=[convergence.NFS])
+    response = f.sync_of(loop.request(), ports.DYNAMIC)
+    for obj in _as_the_operator_made_them(loop, response):
+        loop.cluster.api.call("POST", kube.collection(obj), json=obj, params={"fieldManager": "dittofs-operator"})
+    loop.settle()   # raises on any API error
+    for kind, name in [("StatefulSet", "demo"), ("Service", "demo-adapter-nfs"), ("Service", "demo-api")]:
+        obj = loop.live(kind, name)
+        assert obj["metadata"]["labels"]["controller-uid"] == loop.parent["metadata"]["uid"]
+        controllers = [r for r in obj["metadata"]["ownerReferences"] if r.get("controller")]
+        assert [r["uid"] for r in controllers] == [loop.parent["metadata"]["uid"]]
+    assert loop.live_port_set() >= _desired_ports(loop)
+    assert loop.sync() == []
