@@ -52,7 +52,9 @@ class Loop:
         self.last = sync.desired_state(self.request(), strategy=self.strategy, now=f.NOW,
                                        random_token=f.fake_token)
         status = dict(self.last["status"], observedGeneration=self.parent["metadata"]["generation"])
-        if self.parent.get("status") != status:
+        # Type-exact, as Go's DeepEqual compares: with `!=`, 1 == 1.0 == True would hide a
+        # status that flips between an int and a float on every sync.
+        if not applying.same(self.parent.get("status"), status):
             self.parent["status"] = status
             self.status_writes += 1
         return self.cluster.apply(self.last["children"])

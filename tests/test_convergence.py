@@ -5,6 +5,8 @@ storage change never touches an immutable field.
 """
 import pytest
 
+from hooks.children import sync
+
 from tests import factory as f
 from tests.harness import Loop
 
@@ -214,3 +216,28 @@ def test_a_server_made_by_this_hook_before_v029_upgrades_in_place():
     assert loop.live("Secret", "demo-admin-credentials") is None
     assert loop.live("Secret", "demo-jwt-secret") is not None
     assert loop.sync() == []
+
+
+def test_a_status_flipping_between_int_and_float_never_settles(monkeypatch):
+    """The harness compares status type-exactly, as Metacontroller's DeepEqual does: a hook
+    answering 1 on one sync and 1.0 on the next writes status forever."""
+    answer = sync.desired_state
+    calls = []
+
+    def flipping(*args, **kwargs):
+        out = answer(*args, **kwargs)
+        calls.append(None)
+        out["status"]["replicas"] = 1.0 if len(calls) % 2 else 1
+        return out
+
+    monkeypatch.setattr(sync, "desired_state", flipping)
+    loop = settled_children(Loop(SPEC, [NFS]))
+    with pytest.raises(AssertionError, match="did not settle"):
+        loop.settle()
+
+
+def settled_children(loop: Loop) -> Loop:
+    """Two syncs: the children exist as created; status may still be moving."""
+    loop.sync()
+    loop.sync()
+    return loop

@@ -341,7 +341,8 @@ def _by_identity(objects: list[dict]) -> dict[tuple[str, str], dict]:
 
 
 # Change.action as printed, in the summary's order.
-WORDS = {"create": "created", "update": "updated", "delete": "deleted", "unchanged": "unchanged"}
+WORDS = {"create": "created", "update": "updated", "delete": "deleted", "unchanged": "unchanged",
+         "failed": "failed"}
 
 
 def describe(changes: list[applying.Change], live: list[dict], desired: list[dict]) -> list[str]:
@@ -350,6 +351,8 @@ def describe(changes: list[applying.Change], live: list[dict], desired: list[dic
     lines = []
     for change in changes:
         lines.append(f"{WORDS[change.action]:<10} {change.kind}/{change.name}")
+        if change.action == "failed":   # Metacontroller skips this child on every sync
+            lines += [f"    {reason}" for reason in change.fields]
         if change.action != "update":
             continue
         before = live_by[(change.kind, change.name)]
