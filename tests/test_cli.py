@@ -350,3 +350,18 @@ def test_render_of_the_example_is_what_the_readme_shows_and_what_dittofs_v029_ex
         "/config": "config", "/data/controlplane": "controlplane", "/data/store/metadata": "metadata",
         "/data/store/block": "content"}
     assert [e["name"] for e in container["env"]] == ["DITTOFS_CONTROLPLANE_SECRET", "DITTOFS_ADMIN_INITIAL_PASSWORD"]
+
+
+def test_diff_says_which_live_ports_dynamic_apply_cannot_update(capsys, tmp_path):
+    """Children left by server-side apply (TCP and UDP twins on one port number) read under
+    dynamic apply: the diff names them and the fix."""
+    loop = settled([NFS], strategy="server-side-apply")
+    code, lines, _ = diff(capsys, tmp_path, loop, "--strategy", "dynamic-apply")
+    stuck = [line for line in lines if line.startswith("Not updatable: ")]
+    assert len(stuck) == 1
+    # (The harness's cluster merges as dynamic apply does: the twins are already identical.)
+    assert "StatefulSet demo container dittofs: containerPort 10111" in stuck[0]
+    assert "Service demo-adapter-nfs: port 111" in stuck[0]
+    assert "kubectl edit" in stuck[0]
+    _, clean, _ = diff(capsys, tmp_path, settled([NFS]))
+    assert not [line for line in clean if line.startswith("Not updatable")]

@@ -766,3 +766,18 @@ def test_a_pending_revision_is_progressing_even_with_every_replica_ready():
     assert f.condition(resp, "Progressing")["status"] == "True"
     assert f.condition(resp, "Progressing")["reason"] == "RollingOut"
     assert f.condition(run(f.parent(), observed=_with_status(first["children"], ready=1)), "Progressing")["status"] == "False"
+
+
+def test_live_ports_sharing_a_merge_key_are_reported_under_dynamic_apply_only():
+    """What server-side apply leaves behind (NFS's portmapper over TCP and UDP on 10111 in the
+    pod, on 111 in the Service) can never be updated by dynamic apply again: say so, and how."""
+    p = f.parent(adapters=[NFS])
+    left = run(p, strategy="server-side-apply")["children"]
+    dynamic = run(p, observed=left, strategy="dynamic-apply")
+    cond = f.condition(dynamic, "ChildrenNotUpdatable")
+    assert (cond["status"], cond["reason"]) == ("True", "PortsShareAMergeKey")
+    assert "StatefulSet demo container dittofs: containerPort 10111 (adapter-nfs-pm/TCP, adapter-pm-udp/UDP)" in cond["message"]
+    assert "Service demo-adapter-nfs: port 111 (portmap/TCP, portmap-udp/UDP)" in cond["message"]
+    assert "kubectl edit" in cond["message"] and "server-side-apply" in cond["message"]
+    assert f.condition(run(p, observed=left, strategy="server-side-apply"), "ChildrenNotUpdatable") is None
+    assert f.condition(converge(p), "ChildrenNotUpdatable") is None

@@ -33,6 +33,7 @@ CONTROLLER_UID_LABEL = "controller-uid"   # Metacontroller's generateSelector la
 OK, CHANGES, FAILED = 0, 1, 2
 ABSENT = object()
 VALUE_WIDTH = 120
+STUCK_CONDITION = "ChildrenNotUpdatable"   # hooks/children/status.py
 
 
 class CliError(Exception):
@@ -378,6 +379,13 @@ def restart_line(changes: list[applying.Change]) -> str:
     return f"The DittoFS pod would restart: {reason}."
 
 
+def stuck_lines(result: Preview) -> list[str]:
+    """What the hook's status says Metacontroller can never update (ports sharing a merge key)."""
+    found = [c for c in observed.listed(result.response["status"].get("conditions"))
+             if c.get("type") == STUCK_CONDITION and c.get("status") == "True"]
+    return [f"Not updatable: {c['message']}" for c in found]
+
+
 def changes_of(result: Preview) -> tuple[list[applying.Change], list[dict]]:
     """The changes one sync would make, and the children as Metacontroller prepares them."""
     namespace = result.parent["metadata"]["namespace"]
@@ -431,7 +439,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     except ValueError as exc:   # duplicate live objects, or a last-applied annotation not JSON
         raise CliError(str(exc)) from None
     lines = describe(changes, result.live_children, desired)
-    print("\n".join([*lines, "", summary(changes), restart_line(changes)]))
+    print("\n".join([*lines, "", summary(changes), restart_line(changes), *stuck_lines(result)]))
     return OK if all(c.action == "unchanged" for c in changes) else CHANGES
 
 
