@@ -83,3 +83,29 @@ class Loop:
 
     def mark_ready(self) -> None:
         self.cluster.set_statefulset_status(self.parent["metadata"]["name"], ready=1)
+
+
+GO_OPERATOR_FINALIZER = "dittofs.dittofs.com/finalizer"
+GO_OPERATOR_SECRET = "c2V0IGJ5IHRoZSBHbyBvcGVyYXRvcg=="   # "set by the Go operator"
+
+
+def go_operator_world(loop: Loop) -> None:
+    """The loop's namespace as the DittoFS Go operator v0.29 leaves it: the same children
+    (names, selector labels `app`/`instance`, ports) as the hook renders them, but created
+    through its typed client: a controller ownerReference to the DittoServer, no
+    `controller-uid` label, no managed-by label, no last-applied annotation, Secret values of
+    its own, the StatefulSet running, and its finalizer on the parent."""
+    answer = sync.desired_state(loop.request(), strategy=loop.strategy, now=f.NOW, random_token=f.fake_token)
+    for child in answer["children"]:
+        obj = applying.server_defaults(child)
+        metadata = obj["metadata"]
+        metadata["labels"] = {k: v for k, v in (metadata.get("labels") or {}).items()
+                              if k != "app.kubernetes.io/managed-by"}
+        metadata.update(namespace=loop.cluster.namespace, uid=f"go-{obj['kind']}-{metadata['name']}",
+                        resourceVersion="1", generation=1, creationTimestamp=applying.CREATION_TIMESTAMP,
+                        ownerReferences=[loop.cluster.owner_ref()])
+        if obj["kind"] == "Secret":
+            obj["data"] = {key: GO_OPERATOR_SECRET for key in obj["data"]}
+        loop.cluster.objects[(obj["kind"], metadata["name"])] = obj
+    loop.parent["metadata"]["finalizers"] = [GO_OPERATOR_FINALIZER]
+    loop.mark_ready()

@@ -492,11 +492,14 @@ def test_a_corrupt_annotation_fails_that_childs_update_only(text):
     assert [(c.kind, c.action) for c in changes] == [("ConfigMap", "create"), ("Service", "failed")]
     assert LAST_APPLIED in changes[1].fields[0]
     cluster = Cluster()
-    cluster.objects[("Service", live["metadata"]["name"])] = live
+    cluster.apply([service()])
+    stored = cluster.objects[("Service", "p-api")]
+    stored["metadata"]["annotations"][LAST_APPLIED] = text
+    before = copy.deepcopy(stored)
     with pytest.raises(MergeError, match="Service"):
-        cluster.apply([service(), configmap()])
-    assert [(c.kind, c.action) for c in cluster.writes] == [("ConfigMap", "create")]
-    assert cluster.objects[("Service", live["metadata"]["name"])] == live
+        cluster.apply([service(name="p-api", ports=[]), configmap()])
+    assert [(c.kind, c.action) for c in cluster.writes] == [("Service", "create"), ("ConfigMap", "create")]
+    assert cluster.objects[("Service", "p-api")] == before
 
 
 @pytest.mark.parametrize("text", ["", "null"])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
+SELECTOR_LABEL = "controller-uid"   # generateSelector: the label a parent's children are selected by
 LIST_MAP_KEYS = ("containerPort", "port", "mountPath", "name", "uid", "ip", "path")
 
 # Metadata Metacontroller copies back from the live object after merging (Go:
@@ -474,7 +475,15 @@ def immutable_changes(live: dict, new: dict) -> list[str]:
 
 class Cluster:
     """A fake namespace holding live objects, mutated only through sync responses, like
-    Metacontroller would (child update strategy InPlace for every kind)."""
+    Metacontroller would (child update strategy InPlace for every kind).
+
+    Before each sync the parent claims its children as Metacontroller does with
+    generateSelector (pkg/controller/composite/controller.go claimChildren, the rules of
+    pkg/third_party/kubernetes/controller_ref_manager.go ClaimObject): an object controlled
+    by the parent but without the label `controller-uid=<uid>` is released (its
+    ownerReference removed); an uncontrolled object with the label is adopted (given one);
+    anything else is not a child. Only children are observed, updated or deleted; creating
+    a name a non-child holds fails with `already exists`, which Metacontroller swallows."""
 
     def __init__(self, namespace: str = "default",
                  parent_uid: str = "0c0ffee0-0000-4000-8000-000000000001",
@@ -483,6 +492,37 @@ class Cluster:
         self.objects: dict[tuple[str, str], dict] = {}
         self.writes: list[Change] = []
         self._created_count: dict[tuple[str, str], int] = {}
+        self.released: list[tuple[str, str]] = []
+        self.adopted: list[tuple[str, str]] = []
+        self.already_exists: list[tuple[str, str]] = []
+
+    def _controller_uid(self, obj: dict) -> str | None:
+        refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+        return next((ref.get("uid") for ref in refs if ref.get("controller") is True), None)
+
+    def claim(self) -> dict[tuple[str, str], dict]:
+        """Release, adopt, and return the parent's children by (kind, name)."""
+        children = {}
+        for key, obj in self.objects.items():
+            labelled = ((obj.get("metadata") or {}).get("labels") or {}).get(SELECTOR_LABEL) == self.parent_uid
+            owner = self._controller_uid(obj)
+            if owner == self.parent_uid and not labelled:
+                obj["metadata"]["ownerReferences"] = [ref for ref in obj["metadata"]["ownerReferences"]
+                                                      if ref.get("uid") != self.parent_uid]
+                self.released.append(key)
+            elif owner is None and labelled:
+                obj["metadata"]["ownerReferences"] = [*(obj["metadata"].get("ownerReferences") or []),
+                                                      self.owner_ref()]
+                self.adopted.append(key)
+                children[key] = obj
+            elif owner == self.parent_uid:
+                children[key] = obj
+        return children
+
+    def owner_ref(self) -> dict:
+        return {"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
+                "name": self.parent_name, "uid": self.parent_uid,
+                "controller": True, "blockOwnerDeletion": True}
 
     def apply(self, desired_children: list[dict]) -> list[Change]:
         """Process one sync response: plan it, then perform it, deletes first as Metacontroller
@@ -491,11 +531,14 @@ class Cluster:
         MergeError is raised after them. Returns the writes performed."""
         desired = prepare_desired(desired_children, self.namespace, self.parent_uid)
         done, rejected, failed = [], [], []
-        for change, live, result in sorted(_plan(list(self.objects.values()), desired),
+        for change, live, result in sorted(_plan(list(self.claim().values()), desired),
                                            key=lambda entry: entry[0].action != "delete"):
             key = (change.kind, change.name)
             if change.action == "delete":
                 del self.objects[key]
+            elif change.action == "create" and key in self.objects:
+                self.already_exists.append(key)   # a non-child holds the name: nothing is written
+                continue
             elif change.action == "create":
                 self.objects[key] = self._create(result)
             elif change.action == "update":
@@ -523,10 +566,7 @@ class Cluster:
         seed = f"{key[0]}/{key[1]}" + (f"#{count}" if count > 1 else "")
         metadata = obj["metadata"]
         metadata.setdefault("namespace", self.namespace)
-        metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), {
-            "apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
-            "name": self.parent_name, "uid": self.parent_uid,
-            "controller": True, "blockOwnerDeletion": True}]
+        metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), self.owner_ref()]
         obj = server_defaults(obj)
         obj["metadata"].update(uid=str(uuid.uuid5(uuid.NAMESPACE_URL, seed)),
                                resourceVersion="1", generation=1,
@@ -551,7 +591,7 @@ class Cluster:
         if version not in ("v1", "v2"):
             raise ValueError(f"unknown hook version {version!r}")
         children: dict[str, dict] = {group: {} for group in kinds}
-        for obj in self.objects.values():
+        for obj in self.claim().values():
             group = children.get(f"{obj['kind']}.{obj['apiVersion']}")
             if group is not None:
                 _, namespace, name = _identity(obj)
