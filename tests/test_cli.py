@@ -392,7 +392,7 @@ def test_adopt_prints_the_steps_in_order_as_kubectl_commands(capsys, tmp_path):
     assert titles == [f"# {n}" for n in range(1, 7)]
     order = [out.index(text) for text in ("scale deployment/dittofs-operator-controller-manager --replicas=0",
                                           "label --overwrite", "patch dittoserver.dittofs.dittofs.com/demo",
-                                          "demo-jwt-secret: kept", "kubectl apply -f metacontroller/", "updated ")]
+                                          "demo-jwt-secret: kept", "kubectl apply -k metacontroller/", "updated ")]
     assert order == sorted(order)
     labels = [line for line in out.splitlines() if " label --overwrite " in line]
     assert sorted(line.split()[5] for line in labels) == sorted(cli.resource_of(o) for o in loop.cluster.objects.values())

@@ -205,8 +205,11 @@ def _twins(items: object, key: str) -> list[str]:
     """`key value (name/protocol, ...)` for each value that two or more ports share."""
     by_key: dict[str, list[str]] = {}
     for item in listed(items):
-        if isinstance(item, dict) and key in item:
-            by_key.setdefault(str(item[key]), []).append(f"{item.get('name')}/{item.get('protocol', 'TCP')}")
+        # Numbers and strings only: str() of a value nested 1000 deep raises RecursionError.
+        if isinstance(item, dict) and isinstance(item.get(key), (int, str)):
+            name, protocol = item.get("name"), item.get("protocol", "TCP")
+            by_key.setdefault(str(item[key]), []).append(
+                f"{name if isinstance(name, str) else '?'}/{protocol if isinstance(protocol, str) else '?'}")
     return [f"{key} {value} ({', '.join(found)})" for value, found in by_key.items() if len(found) > 1]
 
 

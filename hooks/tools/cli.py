@@ -476,8 +476,8 @@ def secrets_step(parent: dict, children: list[dict]) -> Step:
 
 
 def install_step() -> Step:
-    return Step("Install the hook and the CompositeController (README, 'Install')",
-                ("kubectl apply -f metacontroller/",))
+    return Step("Install the hook and the CompositeController (README, 'Run it on a cluster')",
+                ("kubectl apply -k metacontroller/",))
 
 
 def pod_template_fields(changes: list[applying.Change]) -> list[str]:
