@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test bench clean dfs kube-apiserver debian-packages
+.PHONY: serve test bench clean dfs kube-apiserver debian-packages lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ debian-packages:
 
 test: $(VENV)/.installed-test dfs kube-apiserver debian-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# requirements.lock: the image's runtime dependencies, pyproject.toml's ranges resolved to exact
+# versions with the hash of every file PyPI has for them. `make lock` refreshes it (newest
+# versions inside the ranges); the Dockerfile installs from it alone.
+LOCK_FLAGS := --quiet --upgrade --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet 'pip-tools>=7.4,<8'
+	$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements.lock pyproject.toml
 
 bench: $(VENV)/.installed-test
 	bash bench/run.sh

@@ -54,7 +54,9 @@ class Loop:
         self.last = sync.desired_state(self.request(), strategy=self.strategy, now=f.NOW,
                                        random_token=f.fake_token)
         status = dict(self.last["status"], observedGeneration=self.parent["metadata"]["generation"])
-        if self.parent.get("status") != status:
+        # Type-exact, as Go's DeepEqual compares: with `!=`, 1 == 1.0 == True would hide a
+        # status that flips between an int and a float on every sync.
+        if not applying.same(self.parent.get("status"), status):
             self.parent["status"] = status
             self.status_writes += 1
         return self.cluster.apply(self.last["children"])
@@ -99,3 +101,29 @@ def hook_statuses() -> list[dict]:
     loop.settle()
     statuses.append(loop.parent["status"])
     return statuses
+
+
+GO_OPERATOR_FINALIZER = "dittofs.dittofs.com/finalizer"
+GO_OPERATOR_SECRET = "c2V0IGJ5IHRoZSBHbyBvcGVyYXRvcg=="   # "set by the Go operator"
+
+
+def go_operator_world(loop: Loop) -> None:
+    """The loop's namespace as the DittoFS Go operator v0.29 leaves it: the same children
+    (names, selector labels `app`/`instance`, ports) as the hook renders them, but created
+    through its typed client: a controller ownerReference to the DittoServer, no
+    `controller-uid` label, no managed-by label, no last-applied annotation, Secret values of
+    its own, the StatefulSet running, and its finalizer on the parent."""
+    answer = sync.desired_state(loop.request(), strategy=loop.strategy, now=f.NOW, random_token=f.fake_token)
+    for child in answer["children"]:
+        obj = applying.server_defaults(child)
+        metadata = obj["metadata"]
+        metadata["labels"] = {k: v for k, v in (metadata.get("labels") or {}).items()
+                              if k != "app.kubernetes.io/managed-by"}
+        metadata.update(namespace=loop.cluster.namespace, uid=f"go-{obj['kind']}-{metadata['name']}",
+                        resourceVersion="1", generation=1, creationTimestamp=applying.CREATION_TIMESTAMP,
+                        ownerReferences=[loop.cluster.owner_ref()])
+        if obj["kind"] == "Secret":
+            obj["data"] = {key: GO_OPERATOR_SECRET for key in obj["data"]}
+        loop.cluster.objects[(obj["kind"], metadata["name"])] = obj
+    loop.parent["metadata"]["finalizers"] = [GO_OPERATOR_FINALIZER]
+    loop.mark_ready()

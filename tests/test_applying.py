@@ -17,9 +17,11 @@ from hooks.tools.applying import (
     Cluster,
     ImmutableFieldError,
     MergeError,
+    apply_update,
     last_applied_json,
     merge,
     plan,
+    read_last_applied,
     server_defaults,
 )
 
@@ -140,7 +142,7 @@ def test_live_object_with_non_object_desired_keeps_live_minus_last_applied():
 # --------------------------------------------------------------------------- merge: lists
 
 
-def test_container_ports_merge_by_container_port_and_tcp_udp_twins_collapse():
+def test_container_ports_merge_by_container_port_and_desired_tcp_udp_twins_collapse():
     live = [{"name": "adapter-nfs-pm", "containerPort": 10111, "protocol": "TCP"},
             {"name": "api", "containerPort": 8080, "protocol": "TCP"}]
     desired = [{"name": "api", "containerPort": 8080, "protocol": "TCP"},
@@ -217,14 +219,30 @@ def test_empty_desired_list_removes_only_what_was_applied():
     assert merge(live, {"env": [{"name": "A"}]}, {"env": []}) == {"env": [{"name": "OTHER"}]}
 
 
-def test_list_new_to_live_is_taken_verbatim_then_collapses_on_next_merge():
-    # Go's merge only treats a list as a map when live already holds a list.
+def test_list_new_to_live_is_taken_verbatim_then_its_twins_become_identical():
+    # Go's merge only treats a list as a map when live already holds a list. Live items that
+    # share a key are not collapsed: each is replaced by the merged item of that key.
     desired = {"ports": [{"containerPort": 111, "protocol": "TCP"},
                          {"containerPort": 111, "protocol": "UDP"}]}
     first = merge({}, {}, desired)
     assert first == desired
     second = merge(first, desired, desired)
-    assert second == {"ports": [{"containerPort": 111, "protocol": "UDP"}]}
+    assert second == {"ports": [{"containerPort": 111, "protocol": "UDP"}] * 2}
+    assert merge(second, desired, desired) == second
+
+
+def test_live_twins_are_each_replaced_and_new_desired_items_appended_once():
+    live = {"ports": [{"port": 111, "name": "a"}, {"port": 80, "name": "web"}, {"port": 111, "name": "b"}]}
+    desired = {"ports": [{"port": 111, "name": "c"}, {"port": 443, "name": "tls"}, {"port": 443, "name": "tls2"}]}
+    result = merge(live, {"ports": [{"port": 80, "name": "web"}]}, desired)["ports"]
+    assert result == [{"port": 111, "name": "c"}, {"port": 111, "name": "c"}, {"port": 443, "name": "tls2"}]
+    result[0]["name"] = "changed"
+    assert result[1]["name"] == "c"   # two items, not one object twice
+
+
+def test_live_twins_nobody_applied_become_copies_of_the_later_one():
+    live = {"env": [{"name": "X", "value": "1"}, {"name": "X", "value": "2"}]}
+    assert merge(live, {}, {"env": []}) == {"env": [{"name": "X", "value": "2"}] * 2}
 
 
 def test_list_replaced_by_a_scalar_takes_three_syncs_to_land():
@@ -462,11 +480,46 @@ def test_plan_rejects_duplicate_desired_children():
         plan([], [service(), service()])
 
 
-def test_plan_fails_like_metacontroller_on_a_corrupt_annotation():
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", "3", '"a string"'])
+def test_a_corrupt_annotation_fails_that_childs_update_only(text):
+    """Go's GetLastApplied unmarshals into a map: text that is not JSON, or JSON that is not an
+    object, is an error for that child; updateChildren collects it and goes on."""
     live = live_from(service())
-    live["metadata"]["annotations"][LAST_APPLIED] = "{not json"
+    live["metadata"]["annotations"][LAST_APPLIED] = text
     with pytest.raises(MergeError):
-        plan([live], [service()])
+        read_last_applied(live)
+    changes = plan([live], [service(), configmap()])
+    assert [(c.kind, c.action) for c in changes] == [("ConfigMap", "create"), ("Service", "failed")]
+    assert LAST_APPLIED in changes[1].fields[0]
+    cluster = Cluster()
+    cluster.apply([service()])
+    stored = cluster.objects[("Service", "p-api")]
+    stored["metadata"]["annotations"][LAST_APPLIED] = text
+    before = copy.deepcopy(stored)
+    with pytest.raises(MergeError, match="Service"):
+        cluster.apply([service(name="p-api", ports=[]), configmap()])
+    assert [(c.kind, c.action) for c in cluster.writes] == [("Service", "create"), ("ConfigMap", "create")]
+    assert cluster.objects[("Service", "p-api")] == before
+
+
+@pytest.mark.parametrize("text", ["", "null"])
+def test_an_empty_or_null_annotation_is_no_last_applied(text):
+    live = live_from(service())
+    live["metadata"]["annotations"][LAST_APPLIED] = text
+    assert read_last_applied(live) == {}
+
+
+def test_the_stored_last_applied_omits_its_own_annotation_and_keeps_ints():
+    """Go's nullifyLastAppliedAnnotation deletes the key from the desired object before it is
+    recorded; json.Marshal writes a whole float64 as an integer."""
+    desired = service()
+    desired["metadata"]["annotations"] = {LAST_APPLIED: "from the hook", "keep": "me"}
+    desired["spec"]["ports"][0]["port"] = 8080.0
+    updated = apply_update(live_from(service()), desired)
+    stored = json.loads(updated["metadata"]["annotations"][LAST_APPLIED])
+    assert stored["metadata"]["annotations"] == {"keep": "me"}
+    assert '"port":8080,' in updated["metadata"]["annotations"][LAST_APPLIED]
+    assert type(stored["spec"]["ports"][0]["port"]) is int
 
 
 def test_last_applied_json_is_sorted_compact_and_go_escaped():
@@ -509,13 +562,15 @@ def test_cluster_same_response_twice_writes_nothing_the_second_time():
     assert len(cluster.writes) == 5
 
 
-def test_cluster_duplicate_merge_keys_cost_one_extra_write_then_settle():
-    sts = statefulset(ports=[{"name": "pm", "containerPort": 10111, "protocol": "TCP"},
-                             {"name": "pm-udp", "containerPort": 10111, "protocol": "UDP"}])
+def test_cluster_duplicate_merge_keys_become_identical_twins_then_settle():
+    """Created verbatim, then each live twin is replaced by the later desired item: the TCP
+    port is gone and two identical UDP items remain (a Service would be refused)."""
+    pm_udp = {"name": "pm-udp", "containerPort": 10111, "protocol": "UDP"}
+    sts = statefulset(ports=[{"name": "pm", "containerPort": 10111, "protocol": "TCP"}, pm_udp])
     cluster = Cluster()
     cluster.apply([sts])
     assert [c.action for c in cluster.apply([sts])] == ["update"]
-    assert len(container(cluster.objects[("StatefulSet", "p")])["ports"]) == 1
+    assert container(cluster.objects[("StatefulSet", "p")])["ports"] == [pm_udp, pm_udp]
     assert cluster.apply([sts]) == []
     assert cluster.pod_template_writes() == 1
 

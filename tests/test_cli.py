@@ -15,6 +15,7 @@ from hooks.dittofs import version
 from hooks.tools import cli
 from hooks.web import app, settings
 from tests import factory as f
+from tests import harness
 from tests.harness import Loop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -350,3 +351,85 @@ def test_render_of_the_example_is_what_the_readme_shows_and_what_dittofs_v029_ex
         "/config": "config", "/data/controlplane": "controlplane", "/data/store/metadata": "metadata",
         "/data/store/block": "content"}
     assert [e["name"] for e in container["env"]] == ["DITTOFS_CONTROLPLANE_SECRET", "DITTOFS_ADMIN_INITIAL_PASSWORD"]
+
+
+def test_diff_says_which_live_ports_dynamic_apply_cannot_update(capsys, tmp_path):
+    """Children left by server-side apply (TCP and UDP twins on one port number) read under
+    dynamic apply: the diff names them and the fix."""
+    loop = settled([NFS], strategy="server-side-apply")
+    code, lines, _ = diff(capsys, tmp_path, loop, "--strategy", "dynamic-apply")
+    stuck = [line for line in lines if line.startswith("Not updatable: ")]
+    assert len(stuck) == 1
+    # (The harness's cluster merges as dynamic apply does: the twins are already identical.)
+    assert "StatefulSet demo container dittofs: containerPort 10111" in stuck[0]
+    assert "Service demo-adapter-nfs: port 111" in stuck[0]
+    assert "kubectl edit" in stuck[0]
+    _, clean, _ = diff(capsys, tmp_path, settled([NFS]))
+    assert not [line for line in clean if line.startswith("Not updatable")]
+
+
+# --------------------------------------------------------------------------- adopt
+
+
+def go_world_files(tmp_path: Path, parent_uid: bool = True) -> tuple[Path, Path, Loop]:
+    loop = Loop(SPEC, [NFS], groups=f.WITH_POLICIES)
+    harness.go_operator_world(loop)
+    parent = copy.deepcopy(loop.parent)
+    if not parent_uid:
+        del parent["metadata"]["uid"]
+    manifest = tmp_path / "ditto.json"
+    manifest.write_text(json.dumps(parent))
+    live = tmp_path / "live.json"
+    live.write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+    return manifest, live, loop
+
+
+def test_adopt_prints_the_steps_in_order_as_kubectl_commands(capsys, tmp_path):
+    manifest, live, loop = go_world_files(tmp_path)
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live)
+    assert code == 0
+    titles = [line.split(".", 1)[0] for line in out.splitlines() if line.startswith("# ") and line[2].isdigit()]
+    assert titles == [f"# {n}" for n in range(1, 7)]
+    order = [out.index(text) for text in ("scale deployment/dittofs-operator-controller-manager --replicas=0",
+                                          "label --overwrite", "patch dittoserver.dittofs.dittofs.com/demo",
+                                          "demo-jwt-secret: kept", "kubectl apply -k metacontroller/", "updated ")]
+    assert order == sorted(order)
+    labels = [line for line in out.splitlines() if " label --overwrite " in line]
+    assert sorted(line.split()[5] for line in labels) == sorted(cli.resource_of(o) for o in loop.cluster.objects.values())
+    assert all(line.endswith(f"controller-uid={harness.PARENT_UID}") for line in labels)
+    assert '"value":"dittofs.dittofs.com/finalizer"' in out
+    assert "0 created" in out and "0 deleted" in out and NO_RESTART in out
+
+
+def test_adopt_json_holds_the_same_steps_as_patches(capsys, tmp_path):
+    manifest, live, loop = go_world_files(tmp_path)
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--format", "json",
+                       "--operator-namespace", "ops", "--operator-deployment", "go-op")
+    plan = json.loads(out)
+    assert code == 0 and plan["steps"][0]["commands"] == ["kubectl -n ops scale deployment/go-op --replicas=0"]
+    patched = {(p["kind"], p["name"]) for p in plan["steps"][1]["patches"]}
+    assert patched == set(loop.cluster.objects)
+    assert plan["steps"][2]["patches"][0]["patch"][1] == {"op": "remove", "path": "/metadata/finalizers/0"}
+    assert plan["firstSync"]["podRolls"] is False and plan["firstSync"]["podTemplateFields"] == []
+
+
+def test_adopt_needs_the_live_dittoserver_with_its_uid(capsys, tmp_path):
+    manifest, live, _ = go_world_files(tmp_path, parent_uid=False)
+    code, _, err = run(capsys, "adopt", manifest, "--observed", live)
+    assert code == 2 and "has no uid" in err
+
+
+def test_adopt_says_the_pod_rolls_and_which_template_fields_differ(capsys, tmp_path):
+    """A pod template field the Go operator wrote otherwise than the hook does rolls the pod
+    once on the first sync: adopt says so and names the field."""
+    manifest, live, loop = go_world_files(tmp_path)
+    sts = loop.cluster.objects[("StatefulSet", "demo")]
+    sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 5
+    live.write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--format", "json")
+    first = json.loads(out)["firstSync"]
+    assert code == 0 and first["podRolls"] is True
+    assert first["podTemplateFields"] == ["spec.template.spec.terminationGracePeriodSeconds"]
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live)
+    assert "Pod template fields that differ from what the Go operator wrote: " \
+           "spec.template.spec.terminationGracePeriodSeconds" in out

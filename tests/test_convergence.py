@@ -1,11 +1,17 @@
 """Convergence under Metacontroller's dynamic apply (METACONTROLLER_FACTS.md), replayed through
 `applying.Cluster`: each input change converges with at most one pod-template write, a resync
 with unchanged input writes nothing, unknown adapter state deletes and writes nothing, and a
-storage change never touches an immutable field.
+storage change never touches an immutable field; and the hand-over from the DittoFS Go
+operator v0.29 (`python -m hooks adopt`) under Metacontroller's adoption rules.
 """
+import copy
+import json
+
 import pytest
 
-from tests import factory as f
+from hooks.children import sync
+from hooks.tools import cli
+from tests import factory as f, harness
 from tests.harness import Loop
 
 NFS, SMB, WEBDAV = f.entry("nfs", 12049), f.entry("smb", 12445), f.entry("webdav", 8081)
@@ -214,3 +220,93 @@ def test_a_server_made_by_this_hook_before_v029_upgrades_in_place():
     assert loop.live("Secret", "demo-admin-credentials") is None
     assert loop.live("Secret", "demo-jwt-secret") is not None
     assert loop.sync() == []
+
+
+def test_a_status_flipping_between_int_and_float_never_settles(monkeypatch):
+    """The harness compares status type-exactly, as Metacontroller's DeepEqual does: a hook
+    answering 1 on one sync and 1.0 on the next writes status forever."""
+    answer = sync.desired_state
+    calls = []
+
+    def flipping(*args, **kwargs):
+        out = answer(*args, **kwargs)
+        calls.append(None)
+        out["status"]["replicas"] = 1.0 if len(calls) % 2 else 1
+        return out
+
+    monkeypatch.setattr(sync, "desired_state", flipping)
+    loop = settled_children(Loop(SPEC, [NFS]))
+    with pytest.raises(AssertionError, match="did not settle"):
+        loop.settle()
+
+
+def settled_children(loop: Loop) -> Loop:
+    """Two syncs: the children exist as created; status may still be moving."""
+    loop.sync()
+    loop.sync()
+    return loop
+
+
+# --- hand-over from the DittoFS Go operator v0.29 ---------------------------------------------------
+
+def go_world() -> Loop:
+    loop = Loop(SPEC, [NFS, SMB], groups=f.WITH_POLICIES)   # the kinds the shipped controller declares
+    harness.go_operator_world(loop)
+    return loop
+
+
+def test_without_the_label_every_go_operator_child_is_released_and_never_updated():
+    """What was measured with Metacontroller 4.17.2: released, then `already exists`, silently."""
+    loop = go_world()
+    before = copy.deepcopy(loop.cluster.objects)
+    for _ in range(3):
+        assert loop.sync() == []
+    assert sorted(set(loop.cluster.released)) == sorted(before)
+    assert sorted(set(loop.cluster.already_exists)) == sorted(before)
+    for key, obj in loop.cluster.objects.items():
+        assert obj["metadata"]["ownerReferences"] == []   # no garbage collection any more
+        assert obj["spec" if "spec" in obj else "data"] == before[key]["spec" if "spec" in obj else "data"]
+
+
+def apply_patch(obj: dict, entry: dict) -> None:
+    """The two kinds of patch `adopt --format json` prints, as the API server applies them."""
+    if entry["type"] == "merge":
+        obj["metadata"]["labels"] = {**obj["metadata"].get("labels", {}), **entry["patch"]["metadata"]["labels"]}
+        return
+    for op in entry["patch"]:
+        *parents, last = op["path"].strip("/").split("/")
+        target = obj
+        for key in parents:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        if op["op"] == "test":
+            assert target[int(last)] == op["value"]
+        else:
+            assert op["op"] == "remove"
+            del target[int(last)]
+
+
+def test_the_adopt_hand_over_changes_no_immutable_field_deletes_nothing_and_rolls_at_most_once(tmp_path, capsys):
+    loop = go_world()
+    (tmp_path / "ditto.json").write_text(json.dumps(loop.parent))
+    (tmp_path / "live.json").write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+    assert cli.main(["adopt", str(tmp_path / "ditto.json"), "--observed", str(tmp_path / "live.json"),
+                     "--format", "json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    for step in plan["steps"]:
+        for entry in step["patches"]:
+            target = loop.parent if entry["kind"] == "DittoServer" else loop.cluster.objects[(entry["kind"], entry["name"])]
+            apply_patch(target, entry)
+    assert "finalizers" not in loop.parent["metadata"] or loop.parent["metadata"]["finalizers"] == []
+    written = loop.sync()   # raises ImmutableFieldError if the first sync touched an immutable field
+    assert {c.action for c in written} <= {"update"}
+    assert loop.cluster.released == [] and loop.cluster.already_exists == []
+    assert [(c.kind, c.name) for c in written] == \
+        [(c["kind"], c["name"]) for c in plan["firstSync"]["changes"] if c["action"] != "unchanged"]
+    assert loop.cluster.pod_template_writes() <= 1
+    assert plan["firstSync"]["podRolls"] == (loop.cluster.pod_template_writes() == 1)
+    for key, obj in loop.cluster.objects.items():
+        if key[0] == "Secret":
+            assert set(obj["data"].values()) == {harness.GO_OPERATOR_SECRET}, key   # no password changes
+        assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == [harness.PARENT_UID]
+    loop.settle()
+    assert loop.sync() == [] and loop.cluster.pod_template_writes() <= 1

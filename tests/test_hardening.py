@@ -5,6 +5,7 @@ import logging
 
 import pytest
 import requests
+from werkzeug import test
 
 from hooks.web import app as hook_app, settings
 from tests import factory as f, servers
@@ -182,3 +183,34 @@ def test_call_lines_follow_stderr_and_its_level(capsys):
     finally:
         calls.setLevel(logging.NOTSET)
     assert "hook call" not in capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_a_500_so_metacontroller_keeps_the_children(monkeypatch, caplog):
+    """Metacontroller applies a 200's children and deletes the rest: a bug must never answer 200."""
+    def broken(*args, **kwargs):
+        raise RuntimeError(SENTINEL)
+
+    client = hook_app.create_app(settings.Settings()).test_client()
+    monkeypatch.setattr("hooks.children.sync.serialized_state", broken)
+    with caplog.at_level(logging.ERROR):
+        resp = client.post("/sync", data=EXAMPLE)
+    assert resp.status_code == 500
+    assert resp.json == {"error": {"code": "InternalError", "message": "internal error; see the hook's log", "field": None}}
+    assert SENTINEL not in resp.get_data(as_text=True)   # the cause goes to the log, not the answer
+    assert SENTINEL in caplog.text
+
+
+@pytest.mark.parametrize("terminated", [False, True], ids=["content-length", "server-ended-stream"])
+@pytest.mark.parametrize("extra, status", [(0, 200), (1, 413)])
+def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused(extra, status, terminated):
+    """Both ways a body is read: Werkzeug's stream cut at Content-Length, and gunicorn's own
+    stream (`wsgi.input_terminated`), which is read up to one byte past the limit."""
+    limit = len(EXAMPLE.encode()) + 10
+    body = EXAMPLE.encode() + b" " * (10 + extra)
+    hook = hook_app.create_app(settings.Settings(max_body_bytes=limit))
+    environ = test.EnvironBuilder(path="/sync", method="POST", data=body).get_environ()
+    if terminated:   # as gunicorn passes a chunked body: no Content-Length, the stream ends
+        del environ["CONTENT_LENGTH"]
+        environ["wsgi.input_terminated"] = True
+    _, answered, _ = test.run_wsgi_app(hook, environ, buffered=True)
+    assert int(answered.split()[0]) == status

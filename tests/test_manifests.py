@@ -17,9 +17,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +30,8 @@ import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate import utils as kv_utils
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from hooks.dittofs import version
 from hooks.request import errors
@@ -767,6 +771,72 @@ def test_dockerfile_final_stage():
     assert _dockerfile_cmd() == EXPECTED_CMD
 
 
+LOCK = ROOT / "requirements.lock"
+PYPROJECT = ROOT / "pyproject.toml"
+
+
+def _locked() -> dict[str, tuple[str, list[str]]]:
+    """requirements.lock as {normalized name: (version, hashes)}; every entry pinned with ==."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for entry in re.split(r"\n(?=\S)", LOCK.read_text(encoding="utf-8")):
+        lines = [line.strip().rstrip("\\").strip() for line in entry.splitlines()
+                 if line.strip() and not line.strip().startswith("#")]
+        if not lines:
+            continue
+        name, _, pinned = lines[0].partition("==")
+        assert pinned, f"not pinned with ==: {lines[0]}"
+        hashes = [line.removeprefix("--hash=") for line in lines[1:] if line.startswith("--hash=sha256:")]
+        found[canonicalize_name(name)] = (pinned.strip(), hashes)
+    return found
+
+
+def test_the_lock_pins_every_runtime_dependency_inside_pyprojects_ranges_with_hashes():
+    locked = _locked()
+    runtime = [Requirement(text) for text in tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]]
+    assert runtime
+    for requirement in runtime:
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{name} is not in requirements.lock: run `make lock`"
+        version, hashes = locked[name]
+        assert requirement.specifier.contains(version, prereleases=True), \
+            f"{name}=={version} is outside pyproject's {requirement.specifier}: run `make lock`"
+    assert all(hashes for _, hashes in locked.values()), "an entry without --hash"
+    assert "pytest" not in locked, "the lock holds the runtime dependencies only"
+
+
+def test_the_lock_is_closed_under_the_dependencies_of_what_it_pins():
+    """`pip install --no-deps` installs nothing the lock does not name: each pinned package's
+    own requirements (for Python 3.11 on Linux) are pinned too. Read from the installed
+    metadata of the packages whose installed version is the pinned one."""
+    locked = _locked()
+    environment = {"python_version": "3.11", "python_full_version": "3.11.17", "sys_platform": "linux",
+                   "platform_system": "Linux", "os_name": "posix", "extra": ""}
+    checked = 0
+    for name, (version, _) in locked.items():
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if dist.version != version:
+            continue
+        checked += 1
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate(environment):
+                assert canonicalize_name(requirement.name) in locked, f"{name} needs {requirement}"
+    assert checked >= len(locked) // 2, "too few locked packages are installed to check"
+
+
+def test_the_image_installs_its_dependencies_from_the_lock_alone():
+    runs = [rest for stage in _stages() for word, rest in stage if word == "RUN"]
+    text = " ".join(runs)
+    assert "--require-hashes --no-deps --only-binary=:all: --dest /wheels -r requirements.lock" in text
+    assert "--no-index --find-links=/wheels --require-hashes --no-deps -r /wheels/requirements.lock" in text
+    project = [r for r in runs if "dittofs_hooks-*.whl" in r]
+    assert project and all("--no-deps" in r for r in project)
+    assert "lock:" in (ROOT / "Makefile").read_text() and "--generate-hashes" in (ROOT / "Makefile").read_text()
+
+
 def test_dockerignore_keeps_the_context_small():
     lines = [
         l.strip() for l in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
@@ -775,7 +845,7 @@ def test_dockerignore_keeps_the_context_small():
     assert lines[0] == "*", "allow-list: everything is excluded unless named"
     allowed = {l[1:].rstrip("/") for l in lines if l.startswith("!")}
     # What the Dockerfile copies (pyproject names README.md as the readme: the build needs it).
-    assert {"pyproject.toml", "README.md", "gunicorn.conf.py", "hooks"} <= allowed
+    assert {"pyproject.toml", "requirements.lock", "README.md", "gunicorn.conf.py", "hooks"} <= allowed
     assert not allowed & {".venv", ".git", "tests"}
 
 

@@ -719,3 +719,84 @@ def test_the_adapter_cap_counts_active_adapters_only_and_says_why():
     assert (cond["status"], cond["reason"]) == ("False", "TooManyAdapters")
     assert f"{cap + 1} active adapters" in cond["message"] and f"at most {cap}" in cond["message"]
     assert f.names_of(over, "Service") == f.names_of(full, "Service")   # nothing added or deleted
+
+
+
+# --- edges a mutation sweep showed untested ---------------------------------------------------
+
+@pytest.mark.parametrize("port, known", [(65535, True), (65536, False), (0, False)])
+def test_an_annotation_port_outside_1_to_65535_makes_adapter_state_unknown(port, known):
+    """65536 in a container port is refused by the API server on every sync: never planned."""
+    resp = run(f.parent(adapters=[f.entry("webdav", port)]))
+    cond = f.condition(resp, "AdaptersKnown")
+    assert cond["status"] == ("True" if known else "False")
+    assert ("adapter-webdav" in f.port_names(resp)) is known
+    if not known:
+        assert cond["reason"] == "AnnotationInvalid" and str(port) in cond["message"]
+
+
+def test_nfs_whose_own_port_lost_keeps_no_portmapper():
+    """The portmapper serves only NFS: kept without it, it would change the pod for nothing."""
+    resp = run(f.parent(adapters=[f.entry("nfs", 8080)]))   # the API port
+    assert f.port_names(resp) == ["api"]
+    assert f.child(resp, "Service", "demo-adapter-nfs") is None
+    assert "adapter-nfs" in f.condition(resp, "PortConflict")["message"]
+
+
+def test_an_adapters_own_port_wins_over_another_adapters_portmapper_of_the_same_name():
+    """An adapter typed `nfs-pm` is named adapter-nfs-pm, like NFS's portmapper: its own port
+    comes first whatever the numbers, so the portmapper is the one left out."""
+    resp = run(f.parent(adapters=[NFS, f.entry("nfs-pm", 20000)]))
+    assert {"name": "adapter-nfs-pm", "containerPort": 20000, "protocol": "TCP"} in f.container_ports(resp)
+    assert 10111 not in [p["containerPort"] for p in f.container_ports(resp)]
+    assert {"type": "nfs-pm", "port": 20000} in resp["status"]["adapters"]
+    assert "adapter-nfs-pm (10111/TCP)" in f.condition(resp, "PortConflict")["message"]
+
+
+@pytest.mark.parametrize("suffix, key", [("jwt-secret", "jwt-secret"), ("admin-bootstrap-credentials", "password")])
+def test_an_observed_empty_generated_value_other_than_the_operator_password_is_kept(suffix, key):
+    """Only the operator password is made again when emptied (the discovery hook sets the account
+    to it); rewriting the JWT key or the admin password could lock a running server out."""
+    first = run()
+    secret = copy.deepcopy(f.child(first, "Secret", f"demo-{suffix}"))
+    assert key in secret["data"]
+    secret["data"][key] = ""
+    later = run(observed=[secret])
+    assert f.child(later, "Secret", f"demo-{suffix}")["data"][key] == ""
+
+
+def test_a_stopped_server_is_ready_without_authentication():
+    """As the Go operator v0.29 has it: at replicas 0 there is no API to authenticate against."""
+    spec = {**f.SPEC, "replicas": 0}
+    first = run(f.parent(spec=spec))
+    stopped = run(f.parent(spec=spec), observed=_with_status(first["children"], ready=0))
+    assert f.condition(stopped, "Progressing")["status"] == "False"
+    assert f.condition(stopped, "Authenticated")["status"] == "Unknown"
+    ready = f.condition(stopped, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "AllConditionsMet")
+
+
+def test_a_pending_revision_is_progressing_even_with_every_replica_ready():
+    first = run(f.parent())
+    observed = _with_status(first["children"], ready=1)
+    sts = next(c for c in observed if c["kind"] == "StatefulSet")
+    sts["status"]["updateRevision"] = "r2"
+    resp = run(f.parent(), observed=observed)
+    assert f.condition(resp, "Progressing")["status"] == "True"
+    assert f.condition(resp, "Progressing")["reason"] == "RollingOut"
+    assert f.condition(run(f.parent(), observed=_with_status(first["children"], ready=1)), "Progressing")["status"] == "False"
+
+
+def test_live_ports_sharing_a_merge_key_are_reported_under_dynamic_apply_only():
+    """What server-side apply leaves behind (NFS's portmapper over TCP and UDP on 10111 in the
+    pod, on 111 in the Service) can never be updated by dynamic apply again: say so, and how."""
+    p = f.parent(adapters=[NFS])
+    left = run(p, strategy="server-side-apply")["children"]
+    dynamic = run(p, observed=left, strategy="dynamic-apply")
+    cond = f.condition(dynamic, "ChildrenNotUpdatable")
+    assert (cond["status"], cond["reason"]) == ("True", "PortsShareAMergeKey")
+    assert "StatefulSet demo container dittofs: containerPort 10111 (adapter-nfs-pm/TCP, adapter-pm-udp/UDP)" in cond["message"]
+    assert "Service demo-adapter-nfs: port 111 (portmap/TCP, portmap-udp/UDP)" in cond["message"]
+    assert "kubectl edit" in cond["message"] and "server-side-apply" in cond["message"]
+    assert f.condition(run(p, observed=left, strategy="server-side-apply"), "ChildrenNotUpdatable") is None
+    assert f.condition(converge(p), "ChildrenNotUpdatable") is None

@@ -158,6 +158,13 @@ def applied_adapters(ctx: context.Context, plan: ports.Plan) -> list[dict]:
     return sorted(found, key=lambda a: (a["type"], a["port"]))
 
 
+def twin_ports_message(twins: list[str]) -> str:
+    return ("; ".join(twins) + ": dynamic apply merges ports by number alone and cannot update these "
+            "objects again. Remove one port of each pair from the live object by hand (kubectl edit), "
+            "or run the CompositeController with server-side apply and the hook with "
+            "DITTOFS_HOOK_APPLY_STRATEGY=server-side-apply")
+
+
 def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drift: str | None,
           now: datetime) -> dict:
     sts = ctx.statefulset
@@ -181,6 +188,9 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
         conditions.add("PortConflict", True, "PortsLeftOut", "; ".join(plan.conflicts))
     if storage_drift:
         conditions.add("StorageChangeIgnored", True, "ImmutableVolumeClaimTemplates", storage_drift)
+    twins = observed.twin_ports(ctx.observed) if ctx.strategy == ports.DYNAMIC else []
+    if twins:
+        conditions.add("ChildrenNotUpdatable", True, "PortsShareAMergeKey", twin_ports_message(twins))
     applied = applied_adapters(ctx, plan)
     return {
         "observedGeneration": generation,

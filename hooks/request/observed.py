@@ -199,3 +199,31 @@ def as_last_applied(obj: dict, sorted_lists: tuple[str, ...] = ()) -> dict:
     for key in sorted_lists:
         spec[key] = _sorted_dicts(spec.get(key))
     return found
+
+
+def _twins(items: object, key: str) -> list[str]:
+    """`key value (name/protocol, ...)` for each value that two or more ports share."""
+    by_key: dict[str, list[str]] = {}
+    for item in listed(items):
+        # Numbers and strings only: str() of a value nested 1000 deep raises RecursionError.
+        if isinstance(item, dict) and isinstance(item.get(key), (int, str)):
+            name, protocol = item.get("name"), item.get("protocol", "TCP")
+            by_key.setdefault(str(item[key]), []).append(
+                f"{name if isinstance(name, str) else '?'}/{protocol if isinstance(protocol, str) else '?'}")
+    return [f"{key} {value} ({', '.join(found)})" for value, found in by_key.items() if len(found) > 1]
+
+
+def twin_ports(found: Observed) -> list[str]:
+    """Live StatefulSets and Services holding two ports with one dynamic-apply merge key
+    (containerPort, or a Service's port; what a switch from server-side apply leaves behind).
+    Dynamic apply replaces each twin by the same merged item, which the API server refuses
+    for a Service, so these objects are never updated again until one of each pair goes."""
+    stuck = []
+    for name, sts in sorted(found.of(STATEFULSET).by_name.items()):
+        for container in listed(dig(sts, "spec", "template", "spec", "containers")):
+            if isinstance(container, dict):
+                stuck += [f"StatefulSet {name} container {container.get('name')}: {twin}"
+                          for twin in _twins(container.get("ports"), "containerPort")]
+    for name, svc in sorted(found.of(SERVICE).by_name.items()):
+        stuck += [f"Service {name}: {twin}" for twin in _twins(dig(svc, "spec", "ports"), "port")]
+    return stuck

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
+SELECTOR_LABEL = "controller-uid"   # generateSelector: the label a parent's children are selected by
 LIST_MAP_KEYS = ("containerPort", "port", "mountPath", "name", "uid", "ip", "path")
 
 # Metadata Metacontroller copies back from the live object after merging (Go:
@@ -53,9 +54,10 @@ def merge(live: Any, last_applied: Any, desired: Any) -> Any:
     Objects: a key in last_applied but not in desired is deleted; desired keys merge
     recursively; keys nobody applied stay. Scalars: desired wins. Lists whose items (in all
     three versions) are objects sharing a LIST_MAP_KEYS key (tried in order) merge as maps by
-    that key's string form: duplicates within one list collapse (the later item's content at
-    the first one's position), live order is kept, new desired items are appended in desired
-    order. Other lists are replaced whole. As in the Go code, the live value's type picks the
+    that key's string form (pkg/dynamic/apply/apply.go, mergeListMap): each key's merged item
+    is the later item of that key; every live item whose key survives is replaced by it, so
+    live twins stay two (identical) items; desired items whose key no live item had are
+    appended in desired order, once. Other lists are replaced whole. As in the Go code, the live value's type picks the
     branch: where live has no list, desired's list is taken verbatim (duplicates and all, to
     collapse on the next update); where live has an object or list and desired has another
     type, desired counts as absent.
@@ -89,11 +91,17 @@ def _merge_list(live: list, last: list | None, desired: list | None) -> list | N
     if key is None:
         return copy.deepcopy(desired)
     merged = _merge_object(_index(live, key), _index(last or [], key), _index(desired or [], key))
-    result = []
-    for item in [*live, *(desired or [])]:
+    result, added = [], set()
+    for item in live:   # no check of `added`: Go puts a live key's merged item in every place it held
         item_key = merge_key_string(item[key])
         if item_key in merged:
-            result.append(merged.pop(item_key))
+            result.append(copy.deepcopy(merged[item_key]))
+            added.add(item_key)
+    for item in desired or []:
+        item_key = merge_key_string(item[key])
+        if item_key not in added:
+            result.append(copy.deepcopy(merged[item_key]))
+            added.add(item_key)
     return result
 
 
@@ -120,7 +128,7 @@ def merge_key_string(value: Any) -> str:
 
 
 def _index(items: list, key: str) -> dict[str, Any]:
-    # A later item overwrites an earlier one with the same key: that is the collapse.
+    # A later item overwrites an earlier one with the same key.
     return {merge_key_string(item[key]): item for item in items}
 
 
@@ -280,35 +288,42 @@ _DEFAULTERS = {"Service": _service_defaults, "StatefulSet": _statefulset_default
 class Change:
     kind: str
     name: str
-    action: str  # "create" | "update" | "delete" | "unchanged"
-    fields: tuple[str, ...]  # dotted paths that differ between live and the merged result
+    action: str  # "create" | "update" | "delete" | "unchanged" | "failed"
+    # Dotted paths that differ between live and the merged result; for "failed", the reason.
+    fields: tuple[str, ...]
     restarts_pod: bool  # a StatefulSet's stored pod template changes, or it is created/deleted
 
 
 def last_applied_json(desired: dict) -> str:
     """The annotation value: Go's json.Marshal of the desired object (sorted keys, compact,
-    UTF-8 kept, <, >, & and U+2028/2029 escaped)."""
-    text = json.dumps(desired, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    UTF-8 kept, <, >, & and U+2028/2029 escaped, a whole float written as an integer)."""
+    text = json.dumps(_integral_floats_to_int(desired), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False)
     for char in "<>&\u2028\u2029":
         text = text.replace(char, f"\\u{ord(char):04x}")
     return text
 
 
 def read_last_applied(live: dict) -> dict:
+    """The last-applied object (Go: GetLastApplied). Empty or JSON null is none; text that is
+    not JSON, or JSON that is not an object, fails the update of this child (and only it:
+    Metacontroller collects each child's error and goes on with the others)."""
     text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED) or ""
     try:
-        value = json.loads(text) if text else {}
-    except ValueError as exc:  # Go: GetLastApplied fails, and so does every sync of the parent
+        value = json.loads(text) if text else None
+    except ValueError as exc:
         raise MergeError(f"{_describe(live)}: {LAST_APPLIED} is not JSON: {exc}") from exc
-    return value if isinstance(value, dict) else {}
+    if value is not None and not isinstance(value, dict):
+        raise MergeError(f"{_describe(live)}: {LAST_APPLIED} is JSON but not an object")
+    return value or {}
 
 
 def apply_update(live: dict, desired: dict) -> dict:
     """The object Metacontroller would send to update `live` (Go: ApplyUpdate)."""
     desired = copy.deepcopy(desired)
-    annotations = (desired.get("metadata") or {}).get("annotations") or {}
-    if LAST_APPLIED in annotations:  # Go: nullifyLastAppliedAnnotation
-        annotations[LAST_APPLIED] = ""
+    annotations = (desired.get("metadata") or {}).get("annotations")
+    if isinstance(annotations, dict):   # Go: nullifyLastAppliedAnnotation deletes the key
+        annotations.pop(LAST_APPLIED, None)
     result = merge(live, read_last_applied(live), desired)
     metadata = result.setdefault("metadata", {})
     for field in SYSTEM_METADATA:
@@ -410,7 +425,10 @@ def _decide(live: dict | None, desired: dict) -> tuple[Change, dict]:
         created = copy.deepcopy(desired)
         _set_last_applied(created, desired)
         return Change(kind, name, "create", (), is_sts), created
-    result = apply_update(live, desired)
+    try:
+        result = apply_update(live, desired)
+    except MergeError as exc:   # this child is not updated; the others still are
+        return Change(kind, name, "failed", (str(exc),), False), None
     if same(result, live):
         return Change(kind, name, "unchanged", (), False), result
     # What rolls pods is the template the server stores, defaults included.
@@ -468,7 +486,15 @@ def immutable_changes(live: dict, new: dict) -> list[str]:
 
 class Cluster:
     """A fake namespace holding live objects, mutated only through sync responses, like
-    Metacontroller would (child update strategy InPlace for every kind)."""
+    Metacontroller would (child update strategy InPlace for every kind).
+
+    Before each sync the parent claims its children as Metacontroller does with
+    generateSelector (pkg/controller/composite/controller.go claimChildren, the rules of
+    pkg/third_party/kubernetes/controller_ref_manager.go ClaimObject): an object controlled
+    by the parent but without the label `controller-uid=<uid>` is released (its
+    ownerReference removed); an uncontrolled object with the label is adopted (given one);
+    anything else is not a child. Only children are observed, updated or deleted; creating
+    a name a non-child holds fails with `already exists`, which Metacontroller swallows."""
 
     def __init__(self, namespace: str = "default",
                  parent_uid: str = "0c0ffee0-0000-4000-8000-000000000001",
@@ -477,18 +503,53 @@ class Cluster:
         self.objects: dict[tuple[str, str], dict] = {}
         self.writes: list[Change] = []
         self._created_count: dict[tuple[str, str], int] = {}
+        self.released: list[tuple[str, str]] = []
+        self.adopted: list[tuple[str, str]] = []
+        self.already_exists: list[tuple[str, str]] = []
+
+    def _controller_uid(self, obj: dict) -> str | None:
+        refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+        return next((ref.get("uid") for ref in refs if ref.get("controller") is True), None)
+
+    def claim(self) -> dict[tuple[str, str], dict]:
+        """Release, adopt, and return the parent's children by (kind, name)."""
+        children = {}
+        for key, obj in self.objects.items():
+            labelled = ((obj.get("metadata") or {}).get("labels") or {}).get(SELECTOR_LABEL) == self.parent_uid
+            owner = self._controller_uid(obj)
+            if owner == self.parent_uid and not labelled:
+                obj["metadata"]["ownerReferences"] = [ref for ref in obj["metadata"]["ownerReferences"]
+                                                      if ref.get("uid") != self.parent_uid]
+                self.released.append(key)
+            elif owner is None and labelled:
+                obj["metadata"]["ownerReferences"] = [*(obj["metadata"].get("ownerReferences") or []),
+                                                      self.owner_ref()]
+                self.adopted.append(key)
+                children[key] = obj
+            elif owner == self.parent_uid:
+                children[key] = obj
+        return children
+
+    def owner_ref(self) -> dict:
+        return {"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
+                "name": self.parent_name, "uid": self.parent_uid,
+                "controller": True, "blockOwnerDeletion": True}
 
     def apply(self, desired_children: list[dict]) -> list[Change]:
         """Process one sync response: plan it, then perform it, deletes first as Metacontroller
-        does. A rejected StatefulSet update stays as it was and does not stop the other
-        writes; ImmutableFieldError is raised after them. Returns the writes performed."""
+        does. A rejected StatefulSet update, or a child whose last-applied annotation cannot
+        be read, stays as it was and does not stop the other writes; ImmutableFieldError or
+        MergeError is raised after them. Returns the writes performed."""
         desired = prepare_desired(desired_children, self.namespace, self.parent_uid)
-        done, rejected = [], []
-        for change, live, result in sorted(writes(list(self.objects.values()), desired),
+        done, rejected, failed = [], [], []
+        for change, live, result in sorted(writes(list(self.claim().values()), desired),
                                            key=lambda entry: entry[0].action != "delete"):
             key = (change.kind, change.name)
             if change.action == "delete":
                 del self.objects[key]
+            elif change.action == "create" and key in self.objects:
+                self.already_exists.append(key)   # a non-child holds the name: nothing is written
+                continue
             elif change.action == "create":
                 self.objects[key] = self._create(result)
             elif change.action == "update":
@@ -499,9 +560,12 @@ class Cluster:
                     continue
                 self.objects[key] = self._update(live, stored)
             else:
+                failed += [*change.fields] if change.action == "failed" else []
                 continue
             done.append(change)
         self.writes += done
+        if failed:
+            raise MergeError("; ".join(failed + rejected))
         if rejected:
             raise ImmutableFieldError("; ".join(rejected))
         return done
@@ -513,10 +577,7 @@ class Cluster:
         seed = f"{key[0]}/{key[1]}" + (f"#{count}" if count > 1 else "")
         metadata = obj["metadata"]
         metadata.setdefault("namespace", self.namespace)
-        metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), {
-            "apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
-            "name": self.parent_name, "uid": self.parent_uid,
-            "controller": True, "blockOwnerDeletion": True}]
+        metadata["ownerReferences"] = [*(metadata.get("ownerReferences") or []), self.owner_ref()]
         obj = server_defaults(obj)
         obj["metadata"].update(uid=str(uuid.uuid5(uuid.NAMESPACE_URL, seed)),
                                resourceVersion="1", generation=1,
@@ -541,7 +602,7 @@ class Cluster:
         if version not in ("v1", "v2"):
             raise ValueError(f"unknown hook version {version!r}")
         children: dict[str, dict] = {group: {} for group in kinds}
-        for obj in self.objects.values():
+        for obj in self.claim().values():
             group = children.get(f"{obj['kind']}.{obj['apiVersion']}")
             if group is not None:
                 _, namespace, name = _identity(obj)

@@ -1,4 +1,4 @@
-"""The `dittofs-hooks` command line: `render` and `diff`, previews of a sync without a cluster.
+"""The `dittofs-hooks` command line: `render`, `diff` and `adopt`, previews without a cluster.
 
 Both read a DittoServer manifest, build the sync request Metacontroller would send for it (the
 live children, if given, as the observed ones) and answer it with `sync.desired_state`, the
@@ -6,6 +6,10 @@ same core as `POST /sync`. `render` prints the desired children as multi-documen
 status on stderr. `diff` plans the children against the live objects with `applying.plan`
 (Metacontroller's dynamic apply) and says what would be created, updated, deleted or left
 alone, and whether the DittoFS pod would restart.
+
+`adopt` prints the hand-over of a live DittoServer from the DittoFS Go operator v0.29 to
+Metacontroller as kubectl commands (or JSON patches) for a person to run, then the `diff` of
+the first sync; the hook itself never calls the Kubernetes API.
 
 Exit codes, as diff(1): 0 nothing would change, 1 something would (diff only), 2 bad input.
 """
@@ -33,6 +37,7 @@ CONTROLLER_UID_LABEL = "controller-uid"   # Metacontroller's generateSelector la
 OK, CHANGES, FAILED = 0, 1, 2
 ABSENT = object()
 VALUE_WIDTH = 120
+STUCK_CONDITION = "ChildrenNotUpdatable"   # hooks/children/status.py
 
 
 class CliError(Exception):
@@ -341,7 +346,8 @@ def _by_identity(objects: list[dict]) -> dict[tuple[str, str], dict]:
 
 
 # Change.action as printed, in the summary's order.
-WORDS = {"create": "created", "update": "updated", "delete": "deleted", "unchanged": "unchanged"}
+WORDS = {"create": "created", "update": "updated", "delete": "deleted", "unchanged": "unchanged",
+         "failed": "failed"}
 
 
 def describe(changes: list[applying.Change], live: list[dict], desired: list[dict]) -> list[str]:
@@ -350,6 +356,8 @@ def describe(changes: list[applying.Change], live: list[dict], desired: list[dic
     lines = []
     for change in changes:
         lines.append(f"{WORDS[change.action]:<10} {change.kind}/{change.name}")
+        if change.action == "failed":   # Metacontroller skips this child on every sync
+            lines += [f"    {reason}" for reason in change.fields]
         if change.action != "update":
             continue
         before = live_by[(change.kind, change.name)]
@@ -375,12 +383,160 @@ def restart_line(changes: list[applying.Change]) -> str:
     return f"The DittoFS pod would restart: {reason}."
 
 
+def stuck_lines(result: Preview) -> list[str]:
+    """What the hook's status says Metacontroller can never update (ports sharing a merge key)."""
+    found = [c for c in observed.listed(result.response["status"].get("conditions"))
+             if c.get("type") == STUCK_CONDITION and c.get("status") == "True"]
+    return [f"Not updatable: {c['message']}" for c in found]
+
+
 def changes_of(result: Preview) -> tuple[list[applying.Change], list[dict]]:
     """The changes one sync would make, and the children as Metacontroller prepares them."""
     namespace = result.parent["metadata"]["namespace"]
     children = result.response["children"]
     changes = applying.plan(result.live_children, children, namespace=namespace, parent_uid=result.uid)
     return changes, applying.prepare_desired(children, namespace, result.uid)
+
+
+# --------------------------------------------------------------------------- adopt
+
+GO_FINALIZER = "dittofs.dittofs.com/finalizer"   # the Go operator v0.29's, on every DittoServer
+# Where the Go operator's kustomize config (k8s/dittofs-operator/config/default) installs it.
+GO_OPERATOR_NAMESPACE, GO_OPERATOR_DEPLOYMENT = "dittofs", "dittofs-operator-controller-manager"
+GO_SECRET_SUFFIXES = ("admin-bootstrap-credentials", "operator-credentials", "jwt-secret")
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    commands: tuple[str, ...] = ()
+    patches: tuple[dict, ...] = ()   # {kind, apiVersion, namespace, name, type, patch}
+    notes: tuple[str, ...] = ()
+
+
+def resource_of(obj: dict) -> str:
+    """`kind.group/name` as kubectl takes it (`statefulset.apps/demo`)."""
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    kind = str(obj.get("kind", "")).lower() + (f".{group}" if group else "")
+    return f"{kind}/{observed.dig(obj, 'metadata', 'name')}"
+
+
+def patch_of(obj: dict, kind: str, patch: Any) -> dict:
+    return {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),
+            "namespace": observed.dig(obj, "metadata", "namespace"),
+            "name": observed.dig(obj, "metadata", "name"), "type": kind, "patch": patch}
+
+
+def kubectl_patch(entry: dict, resource: str) -> str:
+    text = json.dumps(entry["patch"], separators=(",", ":"))
+    return f"kubectl -n {entry['namespace']} patch {resource} --type={entry['type']} -p '{text}'"
+
+
+def labelled(obj: dict, uid: str) -> dict:
+    """`obj` as it is once step 2 has run: with Metacontroller's selector label."""
+    found = copy.deepcopy(obj)
+    found.setdefault("metadata", {})["labels"] = {**observed.labels(found), CONTROLLER_UID_LABEL: uid}
+    return found
+
+
+def stop_step(namespace: str, deployment: str) -> Step:
+    return Step("Stop the Go operator, so that it neither writes the children nor re-adds its finalizer",
+                (f"kubectl -n {namespace} scale deployment/{deployment} --replicas=0",))
+
+
+def label_step(children: list[dict], uid: str) -> Step:
+    patches = tuple(patch_of(c, "merge", {"metadata": {"labels": {CONTROLLER_UID_LABEL: uid}}}) for c in children)
+    commands = tuple(f"kubectl -n {p['namespace']} label --overwrite {resource_of(c)} {CONTROLLER_UID_LABEL}={uid}"
+                     for p, c in zip(patches, children))
+    return Step("Label each child with Metacontroller's selector label before the CompositeController is "
+                "installed: a child controlled by the parent without it is released (its ownerReference "
+                "removed) and never updated; the Go operator's ownerReference names the same parent and stays",
+                commands, patches)
+
+
+def finalizer_step(parent: dict) -> Step:
+    finalizers = observed.listed(observed.dig(parent, "metadata", "finalizers"))
+    if GO_FINALIZER not in finalizers:
+        return Step(f"The DittoServer carries no {GO_FINALIZER} finalizer: nothing to remove")
+    index = finalizers.index(GO_FINALIZER)
+    entry = patch_of(parent, "json", [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": GO_FINALIZER},
+                                      {"op": "remove", "path": f"/metadata/finalizers/{index}"}])
+    return Step("Remove the Go operator's finalizer: with the operator gone it would block deletion",
+                (kubectl_patch(entry, resource_of(parent)),), (entry,))
+
+
+def secrets_step(parent: dict, children: list[dict]) -> Step:
+    name = parent["metadata"]["name"]
+    have = {observed.dig(c, "metadata", "name") for c in children if group_of(c) == observed.SECRET}
+    notes = tuple(f"{name}-{suffix}: " + ("kept as it is (labelled in step 2; the hook keeps every value it finds)"
+                                          if f"{name}-{suffix}" in have else
+                                          "not found among the children: the hook will generate it")
+                  for suffix in GO_SECRET_SUFFIXES)
+    return Step("Keep the Go operator's Secrets, so that no password or JWT key changes", notes=notes)
+
+
+def install_step() -> Step:
+    return Step("Install the hook and the CompositeController (README, 'Run it on a cluster')",
+                ("kubectl apply -k metacontroller/",))
+
+
+def pod_template_fields(changes: list[applying.Change]) -> list[str]:
+    return [path for c in changes if c.restarts_pod and c.action == "update"
+            for path in c.fields if path.startswith("spec.template")]
+
+
+def handover(parent: dict, live: list[dict], strategy: ports.Strategy, groups: tuple[str, ...],
+             operator: tuple[str, str]) -> tuple[list[Step], Preview, list[applying.Change], list[dict]]:
+    """The steps, and the first sync as it will find the children once they are labelled."""
+    uid = observed.dig(parent, "metadata", "uid")
+    if not isinstance(uid, str) or not uid:
+        raise CliError(f"the {spec.KIND} has no uid: give the live object (kubectl get dittoserver NAME -o json)")
+    children = [obj for obj in live if is_child(obj, parent, uid, groups)]
+    after = [labelled(obj, uid) if obj in children else obj for obj in live]
+    result = preview(parent, after, strategy, groups)
+    changes, desired = changes_of(result)
+    steps = [stop_step(*operator), label_step(children, uid), finalizer_step(parent),
+             secrets_step(parent, children), install_step()]
+    return steps, result, changes, desired
+
+
+def print_steps(steps: list[Step]) -> None:
+    for number, step in enumerate(steps, 1):
+        print(f"# {number}. {step.title}.")
+        for note_line in step.notes:
+            print(f"#    {note_line}")
+        for command in step.commands:
+            print(command)
+        print()
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    strategy = strategy_of(args)
+    parent = prepare_parent(pick_parent(read_objects(args.file), args.file), args.namespace, args.adapters)
+    live = read_objects(args.observed)
+    groups = tuple(g for g in CHILD_GROUPS if not (args.no_network_policies and g == observed.NETWORKPOLICY))
+    try:
+        steps, result, changes, desired = handover(parent, live, strategy, groups,
+                                                   (args.operator_namespace, args.operator_deployment))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    fields = pod_template_fields(changes)
+    if args.format == "json":
+        print(json.dumps({
+            "steps": [{"title": s.title, "commands": list(s.commands), "patches": list(s.patches),
+                       "notes": list(s.notes)} for s in steps],
+            "firstSync": {"changes": [{"kind": c.kind, "name": c.name, "action": c.action, "fields": list(c.fields)}
+                                      for c in changes],
+                          "podRolls": any(c.restarts_pod for c in changes), "podTemplateFields": fields},
+        }, indent=2, sort_keys=True))
+        return OK
+    print_steps(steps)
+    print(f"# {len(steps) + 1}. What the first sync will write (dynamic apply):")
+    lines = describe(changes, result.live_children, desired)
+    print("\n".join([*lines, "", summary(changes), restart_line(changes), *stuck_lines(result)]))
+    if fields:
+        print("Pod template fields that differ from what the Go operator wrote: " + ", ".join(fields))
+    return OK
 
 
 # --------------------------------------------------------------------------- commands
@@ -428,7 +584,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     except ValueError as exc:   # duplicate live objects, or a last-applied annotation not JSON
         raise CliError(str(exc)) from None
     lines = describe(changes, result.live_children, desired)
-    print("\n".join([*lines, "", summary(changes), restart_line(changes)]))
+    print("\n".join([*lines, "", summary(changes), restart_line(changes), *stuck_lines(result)]))
     return OK if all(c.action == "unchanged" for c in changes) else CHANGES
 
 
@@ -461,6 +617,18 @@ def parser() -> argparse.ArgumentParser:
                                help="what one sync would change in the live children (exit 1 if anything)")
     diff.add_argument("--observed", metavar="LIVE", required=True, help=LIVE_HELP)
     diff.set_defaults(handler=cmd_diff)
+    adopt = commands.add_parser("adopt", parents=[common],
+                                help="the steps that hand a DittoServer over from the DittoFS Go operator "
+                                     "v0.29 to Metacontroller, and what the first sync then writes")
+    adopt.add_argument("--observed", metavar="LIVE", required=True,
+                       help=LIVE_HELP + "; FILE must be the live DittoServer (it needs its uid)")
+    adopt.add_argument("--format", choices=("text", "json"), default="text",
+                       help="kubectl commands (text) or the patches as JSON")
+    adopt.add_argument("--operator-namespace", default=GO_OPERATOR_NAMESPACE,
+                       help=f"where the Go operator runs ({GO_OPERATOR_NAMESPACE})")
+    adopt.add_argument("--operator-deployment", default=GO_OPERATOR_DEPLOYMENT,
+                       help=f"the Go operator's Deployment ({GO_OPERATOR_DEPLOYMENT})")
+    adopt.set_defaults(handler=cmd_adopt)
     return top
 
 
