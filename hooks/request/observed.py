@@ -203,10 +203,14 @@ def as_last_applied(obj: dict, sorted_lists: tuple[str, ...] = ()) -> dict:
 
 def _twins(items: object, key: str) -> list[str]:
     """`key value (name/protocol, ...)` for each value that two or more ports share."""
+    ports = [item for item in listed(items) if isinstance(item, dict)]
+    # Numbers and strings only: str() of a value nested 1000 deep raises RecursionError.
+    values = [str(value) for item in ports if isinstance(value := item.get(key), (int, str))]
+    if len(set(values)) == len(values):
+        return []   # every sync asks; twins are rare, so the names are only read for them
     by_key: dict[str, list[str]] = {}
-    for item in listed(items):
-        # Numbers and strings only: str() of a value nested 1000 deep raises RecursionError.
-        if isinstance(item, dict) and isinstance(item.get(key), (int, str)):
+    for item in ports:
+        if isinstance(item.get(key), (int, str)):
             name, protocol = item.get("name"), item.get("protocol", "TCP")
             by_key.setdefault(str(item[key]), []).append(
                 f"{name if isinstance(name, str) else '?'}/{protocol if isinstance(protocol, str) else '?'}")
