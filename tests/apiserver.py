@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "scripts" / "kube-apiserver" / "go.mod"
 READY_TIMEOUT_S = 180.0   # ready in ~4 s when idle; a loaded 2-core machine may need far more
 APPLY_PATCH = "application/apply-patch+yaml"
+# kubectl patch --type -> the Content-Type it sends
+PATCH_TYPES = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
+               "strategic": "application/strategic-merge-patch+json"}
 
 # kind -> (API path prefix, plural, namespaced)
 RESOURCES = {
@@ -112,6 +115,11 @@ class Api:
         """A server-side apply patch as Metacontroller sends it (force: it takes fields over)."""
         return self.call("PATCH", object_path(obj), json=obj, headers={"Content-Type": APPLY_PATCH},
                          params={"fieldManager": manager, "force": "true", "fieldValidation": "Strict"})
+
+    def patch(self, kind: str, name: str, namespace: str | None, patch, patch_type: str) -> dict:
+        """`kubectl patch --type=<patch_type> -p <patch>` (merge, json or strategic)."""
+        return self.call("PATCH", path(kind, name, namespace), json=patch,
+                         headers={"Content-Type": PATCH_TYPES[patch_type]}, params={"fieldValidation": "Strict"})
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> None:
         response = self.request("DELETE", path(kind, name, namespace))

@@ -16,11 +16,13 @@ PARENT_UID = "0c0ffee0-0000-4000-8000-000000000001"
 
 class Loop:
     def __init__(self, spec=None, adapters=None, name="demo", namespace="storage",
-                 strategy="dynamic-apply", groups=f.GROUPS, version="v2", related=(), store=applying.Cluster):
+                 strategy="dynamic-apply", groups=f.GROUPS, version="v2", related=(), store=applying.Cluster,
+                 uid=PARENT_UID):
         self.parent = f.parent(name=name, namespace=namespace, spec=spec, adapters=adapters)
-        self.parent["metadata"]["uid"] = PARENT_UID
+        # `uid`: the real server's, for a DittoServer stored there (owner references name it).
+        self.parent["metadata"]["uid"] = uid
         # The fake namespace, or the real API server (tests/realcluster.py) for the same scenarios.
-        self.cluster = store(namespace=namespace, parent_uid=PARENT_UID, parent_name=name)
+        self.cluster = store(namespace=namespace, parent_uid=uid, parent_name=name)
         self.strategy, self.groups, self.version = strategy, groups, version
         self.related = list(related)
         self.status_writes = 0
@@ -107,23 +109,34 @@ GO_OPERATOR_FINALIZER = "dittofs.dittofs.com/finalizer"
 GO_OPERATOR_SECRET = "c2V0IGJ5IHRoZSBHbyBvcGVyYXRvcg=="   # "set by the Go operator"
 
 
-def go_operator_world(loop: Loop) -> None:
-    """The loop's namespace as the DittoFS Go operator v0.29 leaves it: the same children
-    (names, selector labels `app`/`instance`, ports) as the hook renders them, but created
-    through its typed client: a controller ownerReference to the DittoServer, no
-    `controller-uid` label, no managed-by label, no last-applied annotation, Secret values of
-    its own, the StatefulSet running, and its finalizer on the parent."""
-    answer = sync.desired_state(loop.request(), strategy=loop.strategy, now=f.NOW, random_token=f.fake_token)
-    for child in answer["children"]:
-        obj = applying.server_defaults(child)
+def go_operator_children(loop: Loop, strategy: str | None = None) -> list[dict]:
+    """The children the DittoFS Go operator v0.29 sends the API server for the loop's parent:
+    the same (names, selector labels `app`/`instance`, ports) as the hook renders them under
+    `strategy` (the loop's by default), but built by its typed client: a controller
+    ownerReference to the DittoServer, no `controller-uid` label, no managed-by label, no
+    last-applied annotation, Secret values of its own."""
+    answer = sync.desired_state(loop.request(), strategy=strategy or loop.strategy, now=f.NOW,
+                                random_token=f.fake_token)
+    made = []
+    for obj in copy.deepcopy(answer["children"]):
         metadata = obj["metadata"]
         metadata["labels"] = {k: v for k, v in (metadata.get("labels") or {}).items()
                               if k != "app.kubernetes.io/managed-by"}
-        metadata.update(namespace=loop.cluster.namespace, uid=f"go-{obj['kind']}-{metadata['name']}",
-                        resourceVersion="1", generation=1, creationTimestamp=applying.CREATION_TIMESTAMP,
-                        ownerReferences=[loop.cluster.owner_ref()])
+        metadata.update(namespace=loop.cluster.namespace, ownerReferences=[loop.cluster.owner_ref()])
         if obj["kind"] == "Secret":
             obj["data"] = {key: GO_OPERATOR_SECRET for key in obj["data"]}
-        loop.cluster.objects[(obj["kind"], metadata["name"])] = obj
+        made.append(obj)
+    return made
+
+
+def go_operator_world(loop: Loop) -> None:
+    """The loop's fake namespace as the DittoFS Go operator v0.29 leaves it: its children
+    (`go_operator_children`) as the server stores them, the StatefulSet running, and its
+    finalizer on the parent."""
+    for child in go_operator_children(loop):
+        obj = applying.server_defaults(child)
+        obj["metadata"].update(uid=f"go-{obj['kind']}-{obj['metadata']['name']}", resourceVersion="1",
+                               generation=1, creationTimestamp=applying.CREATION_TIMESTAMP)
+        loop.cluster.objects[(obj["kind"], obj["metadata"]["name"])] = obj
     loop.parent["metadata"]["finalizers"] = [GO_OPERATOR_FINALIZER]
     loop.mark_ready()

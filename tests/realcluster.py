@@ -9,11 +9,18 @@ Metacontroller's two ways of writing a child:
   force), the server merging by its own list-map keys.
 A write is a change of the object's resourceVersion (a no-op update or apply stores nothing),
 a pod-template write one that changed a StatefulSet's stored template.
+
+Before each sync the parent claims its children by `applying.Cluster`'s rules (Metacontroller's
+ClaimObject, `applying.claim_verdict`), each release or adoption a real PUT of the object's
+ownerReferences as Metacontroller's atomicUpdate sends it; only children are observed, updated
+or deleted, and a create the server refuses with `AlreadyExists` is swallowed, as
+Metacontroller swallows it.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 
 from hooks.request import ports
 from hooks.tools import applying
@@ -30,6 +37,9 @@ class Store:
         self.kinds = ("ConfigMap", "Secret", "Service", "StatefulSet", "NetworkPolicy")
         self.writes: list[applying.Change] = []
         self.requests: list[tuple[str, str]] = []   # (kind/name, how it was written)
+        self.released: list[tuple[str, str]] = []
+        self.adopted: list[tuple[str, str]] = []
+        self.already_exists: list[tuple[str, str]] = []
 
     # --- what is live -------------------------------------------------------------------------
     @property
@@ -37,9 +47,32 @@ class Store:
         return {(obj["kind"], obj["metadata"]["name"]): obj
                 for kind in self.kinds for obj in self.api.list(kind, self.namespace)}
 
+    def claim(self) -> dict[tuple[str, str], dict]:
+        """Release, adopt, and return the parent's children by (kind, name), as stored after."""
+        children = {}
+        for key, obj in self.objects.items():
+            verdict = applying.claim_verdict(obj, self.parent_uid)
+            if verdict in ("release", "adopt"):
+                obj = self._set_owners(key, obj, verdict)
+            if verdict in ("adopt", "child"):
+                children[key] = obj
+        return children
+
+    def _set_owners(self, key: tuple[str, str], obj: dict, verdict: str) -> dict:
+        # Metacontroller's atomicUpdate: GET, then PUT with the resourceVersion read (no patch
+        # type edits one entry of ownerReferences idempotently); the list read is that GET.
+        body = copy.deepcopy(obj)
+        body["metadata"]["ownerReferences"] = applying.claimed_refs(obj, verdict, self.owner_ref())
+        (self.released if verdict == "release" else self.adopted).append(key)
+        self.requests.append((f"{key[0]}/{key[1]}", verdict))
+        return self.api.replace(body)
+
+    def owner_ref(self) -> dict:
+        return applying.owner_ref(self.parent_name, self.parent_uid)
+
     def observed(self, version: str = "v1", kinds: tuple[str, ...] = factory.GROUPS) -> dict:
         children: dict[str, dict] = {group: {} for group in kinds}
-        for (kind, name), obj in self.objects.items():
+        for (kind, name), obj in self.claim().items():
             group = children.get(f"{kind}.{obj['apiVersion']}")
             if group is not None:
                 group[name if version == "v1" else f"{self.namespace}/{name}"] = obj
@@ -63,9 +96,9 @@ class Store:
         """Deletes first, as Metacontroller does; an API error is raised after the other writes
         (a rejected immutable StatefulSet field as applying.ImmutableFieldError)."""
         desired = applying.prepare_desired(desired_children, self.namespace, self.parent_uid)
-        live = self.objects
+        children = self.claim()
         errors: list[apiserver.ApiError] = []
-        done = [c for c in (self._delete(live, desired) + self._write(live, desired, errors)) if c]
+        done = [c for c in (self._delete(children, desired) + self._write(children, desired, errors)) if c]
         self.writes += done
         if errors:
             immutable = all(e.status == 422 and "Forbidden: updates to statefulset spec" in e.body for e in errors)
@@ -80,11 +113,13 @@ class Store:
             self.requests.append((f"{kind}/{name}", "DELETE"))
         return [applying.Change(kind, name, "delete", (), kind == "StatefulSet") for kind, name in gone]
 
-    def _write(self, live: dict, desired: list[dict], errors: list) -> list[applying.Change | None]:
+    def _write(self, children: dict, desired: list[dict], errors: list) -> list[applying.Change | None]:
         if self.strategy == ports.SERVER_SIDE:
-            pairs = [(live.get((c["kind"], c["metadata"]["name"])), self._owned(c)) for c in desired]
+            # An apply patch takes over whatever holds the name, child or not: compare with that.
+            stored = self.objects
+            pairs = [(stored.get((c["kind"], c["metadata"]["name"])), self._owned(c)) for c in desired]
             return [self._send(before, body, "apply", errors) for before, body in pairs]
-        planned = applying.writes(list(live.values()), desired)
+        planned = applying.writes(list(children.values()), desired)
         return [self._dynamic(change, before, body, errors) for change, before, body in planned
                 if change.action in ("create", "update")]
 
@@ -102,9 +137,7 @@ class Store:
     def _owned(self, child: dict) -> dict:
         """The child with the parent's controller reference, as Metacontroller sends it."""
         body = copy.deepcopy(child)
-        body["metadata"]["ownerReferences"] = [{
-            "apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer", "name": self.parent_name,
-            "uid": self.parent_uid, "controller": True, "blockOwnerDeletion": True}]
+        body["metadata"]["ownerReferences"] = [self.owner_ref()]
         return body
 
     def _send(self, before: dict | None, body: dict, how: str, errors: list) -> applying.Change | None:
@@ -113,9 +146,18 @@ class Store:
         try:
             after = send(body)
         except apiserver.ApiError as exc:
-            errors.append(exc)
+            if how == "create" and already_exists(exc):   # a non-child holds the name
+                self.already_exists.append((body["kind"], body["metadata"]["name"]))
+            else:
+                errors.append(exc)
             return None
         return changed(before, after)
+
+
+def already_exists(error: apiserver.ApiError) -> bool:
+    """Whether the server refused a create because the name is taken (Metacontroller logs
+    `child object already exists` and goes on: no error, no retry)."""
+    return error.status == 409 and json.loads(error.body).get("reason") == "AlreadyExists"
 
 
 def changed(before: dict | None, after: dict) -> applying.Change | None:

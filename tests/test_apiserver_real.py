@@ -349,35 +349,36 @@ def test_a_config_change_rolls_the_pod_once_for_real(apiserver, strategy):
 # --------------------------------------------------------------------------- taking over
 
 
-def _as_the_operator_made_them(loop: harness.Loop, response: dict) -> list[dict]:
-    """The StatefulSet and Services of the Go operator v0.29: same names, selector and layout
-    (DITTOFS_FACTS.md), its twin UDP ports, its controller reference to the same DittoServer,
-    no controller-uid label, written by its own field manager with plain creates."""
-    made = []
-    for child in response["children"]:
-        if child["kind"] not in ("StatefulSet", "Service"):
-            continue
-        obj = copy.deepcopy(child)
-        obj["metadata"]["namespace"] = loop.cluster.namespace
-        obj["metadata"]["labels"] = {k: v for k, v in obj["metadata"]["labels"].items() if k != "app.kubernetes.io/managed-by"}
-        obj["metadata"]["ownerReferences"] = [{
-            "apiVersion": f.API_VERSION, "kind": "DittoServer", "name": loop.parent["metadata"]["name"],
-            "uid": loop.parent["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+GO_OPERATOR_MANAGER = "dittofs-operator"   # the field manager of the Go operator's plain creates
+
+
+def _operator_creates(api: kube.Api, obj: dict) -> dict:
+    return api.call("POST", kube.collection(obj), json=obj,
+                    params={"fieldManager": GO_OPERATOR_MANAGER, "fieldValidation": "Strict"})
+
+
+def _as_the_operator_made_them(loop: harness.Loop) -> list[dict]:
+    """The StatefulSet and Services of the Go operator v0.29 (harness.go_operator_children,
+    as rendered for dynamic apply) with its twin UDP ports (DITTOFS_FACTS.md)."""
+    made = [obj for obj in harness.go_operator_children(loop, ports.DYNAMIC) if obj["kind"] in ("StatefulSet", "Service")]
+    for obj in made:
         if obj["kind"] == "StatefulSet":
             obj["spec"]["template"]["spec"]["containers"][0]["ports"].append(
                 {"name": "adapter-pm-udp", "containerPort": 10111, "protocol": "UDP"})
         elif obj["metadata"]["name"].endswith("-adapter-nfs"):
             obj["spec"]["ports"].append({"name": "portmap-udp", "port": 111, "targetPort": 10111, "protocol": "UDP"})
-        made.append(obj)
     return made
 
 
 def test_children_the_go_operator_made_are_taken_over_under_server_side_apply(apiserver):
     loop = real_loop(apiserver, ports.SERVER_SIDE, adapters=[convergence.NFS])
-    response = f.sync_of(loop.request(), ports.DYNAMIC)
-    for obj in _as_the_operator_made_them(loop, response):
-        loop.cluster.api.call("POST", kube.collection(obj), json=obj, params={"fieldManager": "dittofs-operator"})
+    for obj in _as_the_operator_made_them(loop):
+        _operator_creates(apiserver, obj)
     loop.settle()   # raises on any API error
+    # Released first (controlled, unlabelled), then taken over by the apply patch.
+    assert sorted(loop.cluster.released) == [("Service", "demo-adapter-nfs"), ("Service", "demo-api"),
+                                             ("Service", "demo-headless"), ("Service", "demo-metrics"),
+                                             ("StatefulSet", "demo")]
     for kind, name in [("StatefulSet", "demo"), ("Service", "demo-adapter-nfs"), ("Service", "demo-api")]:
         obj = loop.live(kind, name)
         assert obj["metadata"]["labels"]["controller-uid"] == loop.parent["metadata"]["uid"]
@@ -385,3 +386,103 @@ def test_children_the_go_operator_made_are_taken_over_under_server_side_apply(ap
         assert [r["uid"] for r in controllers] == [loop.parent["metadata"]["uid"]]
     assert loop.live_port_set() >= _desired_ports(loop)
     assert loop.sync() == []
+
+
+ADOPTED = [convergence.NFS, convergence.SMB]
+
+
+def go_operator_on_the_server(api: kube.Api, rendered: str = ports.DYNAMIC) -> harness.Loop:
+    """A DittoServer stored with the Go operator's finalizer, the children the Go operator
+    v0.29 creates for it (harness.go_operator_children: a controller ownerReference with the
+    stored uid, no controller-uid label, its own Secret values) created as it creates them, its
+    StatefulSet running; and a loop for it under dynamic apply through the real store.
+    `rendered` SERVER_SIDE gives them NFS's UDP twins, as the Go operator really has them."""
+    ns = namespace(api, "adopt")
+    body = f.parent(namespace=ns, spec=convergence.SPEC, adapters=ADOPTED)
+    body["metadata"] = {"name": "demo", "namespace": ns, "annotations": body["metadata"]["annotations"],
+                        "finalizers": [harness.GO_OPERATOR_FINALIZER]}
+    stored = api.create(body)
+    loop = harness.Loop(convergence.SPEC, ADOPTED, namespace=ns, strategy=ports.DYNAMIC, groups=f.WITH_POLICIES,
+                        store=functools.partial(realcluster.Store, api, ports.DYNAMIC), uid=stored["metadata"]["uid"])
+    loop.parent = stored   # the DittoServer as Metacontroller reads it
+    for obj in harness.go_operator_children(loop, rendered):
+        _operator_creates(api, obj)
+    loop.mark_ready()
+    return loop
+
+
+def _unowned(obj: dict) -> dict:
+    found = realcluster.content(obj)
+    found["metadata"].pop("ownerReferences", None)
+    return found
+
+
+def test_without_the_label_the_go_operators_children_are_released_for_real_and_never_updated(apiserver, crd):
+    loop = go_operator_on_the_server(apiserver)
+    before = loop.cluster.objects
+    for _ in range(3):
+        assert loop.sync() == []
+    # Each released once (an unlabelled orphan is then left alone), each create refused.
+    assert sorted(loop.cluster.released) == sorted(before)
+    assert sorted(set(loop.cluster.already_exists)) == sorted(before)
+    assert {how for _, how in loop.cluster.requests} == {"release", "create"}
+    after = loop.cluster.objects
+    assert sorted(after) == sorted(before)
+    for key, obj in after.items():
+        assert "ownerReferences" not in obj["metadata"], key   # out of garbage collection's reach
+        assert _unowned(obj) == _unowned(before[key]), key
+    # The model says the same of the same world.
+    model = convergence.go_world()
+    for _ in range(3):
+        model.sync()
+    assert sorted(model.cluster.released) == sorted(loop.cluster.released)
+
+
+def _adopted(loop: harness.Loop, tmp_path, capsys) -> dict:
+    """`adopt --format json`'s patches sent as `kubectl label` and `kubectl patch` send them;
+    the plan, and the loop's parent as it is stored after."""
+    api = loop.cluster.api
+    plan = convergence.adopt_plan(loop, tmp_path, capsys)
+    for entry in convergence.patches(plan):
+        api.patch(entry["kind"], entry["name"], entry["namespace"], entry["patch"], entry["type"])
+    loop.parent = api.get("DittoServer", "demo", loop.cluster.namespace)
+    return plan
+
+
+def test_the_adopt_hand_over_on_the_real_server_updates_in_place_then_idles(apiserver, crd, tmp_path, capsys):
+    loop = go_operator_on_the_server(apiserver)
+    plan = _adopted(loop, tmp_path, capsys)
+    assert "finalizers" not in loop.parent["metadata"]
+    convergence.assert_handed_over(loop, plan, loop.sync())   # raises on any API error
+    # Claimed as they were (the Go operator's ownerReference names the same uid): no release,
+    # no adoption, no create, no delete; only updates.
+    assert loop.cluster.adopted == []
+    assert {how for _, how in loop.cluster.requests} == {"update"}
+    loop.settle()
+    assert loop.sync() == []
+    assert loop.cluster.pod_template_writes() <= 1
+
+
+def test_the_go_operators_nfs_udp_twins_stop_the_dynamic_apply_hand_over_as_the_condition_says(
+        apiserver, crd, tmp_path, capsys):
+    """The twins the Go operator gives NFS (a TCP and a UDP port of one number) share dynamic
+    apply's merge key: the merged update holds two identical ports, which the real server
+    refuses (the model stores it), for the StatefulSet and the NFS Service alone. The hook's
+    condition names exactly those objects and their ports."""
+    loop = go_operator_on_the_server(apiserver, ports.SERVER_SIDE)
+    _adopted(loop, tmp_path, capsys)
+    with pytest.raises(RuntimeError) as refused:
+        loop.sync()
+    message = str(refused.value)
+    assert "statefulsets/demo?" in message and "services/demo-adapter-nfs?" in message
+    assert message.count("PUT ") == 2
+    assert "Duplicate value" in message and "adapter-nfs-pm" in message   # the StatefulSet: 422
+    assert "duplicate nodePort" in message   # the NodePort Service: the allocator's 500
+    stuck = {("StatefulSet", "demo"), ("Service", "demo-adapter-nfs")}
+    assert {(c.kind, c.name) for c in loop.cluster.writes} == set(loop.cluster.objects) - stuck
+    assert {c.action for c in loop.cluster.writes} == {"update"}
+    condition = next(c for c in loop.parent["status"]["conditions"] if c["type"] == "ChildrenNotUpdatable")
+    assert condition["status"] == "True"
+    for text in ("StatefulSet demo container dittofs: containerPort 10111", "Service demo-adapter-nfs: port 12049",
+                 "Service demo-adapter-nfs: port 111"):
+        assert text in condition["message"]

@@ -285,28 +285,44 @@ def apply_patch(obj: dict, entry: dict) -> None:
             del target[int(last)]
 
 
-def test_the_adopt_hand_over_changes_no_immutable_field_deletes_nothing_and_rolls_at_most_once(tmp_path, capsys):
-    loop = go_world()
+def adopt_plan(loop: Loop, tmp_path, capsys) -> dict:
+    """What `adopt --format json` prints for the loop's parent and all that is live beside it
+    (as `kubectl get ... -o json` gives them)."""
     (tmp_path / "ditto.json").write_text(json.dumps(loop.parent))
     (tmp_path / "live.json").write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
     assert cli.main(["adopt", str(tmp_path / "ditto.json"), "--observed", str(tmp_path / "live.json"),
                      "--format", "json"]) == 0
-    plan = json.loads(capsys.readouterr().out)
-    for step in plan["steps"]:
-        for entry in step["patches"]:
-            target = loop.parent if entry["kind"] == "DittoServer" else loop.cluster.objects[(entry["kind"], entry["name"])]
-            apply_patch(target, entry)
-    assert "finalizers" not in loop.parent["metadata"] or loop.parent["metadata"]["finalizers"] == []
-    written = loop.sync()   # raises ImmutableFieldError if the first sync touched an immutable field
-    assert {c.action for c in written} <= {"update"}
+    return json.loads(capsys.readouterr().out)
+
+
+def patches(plan: dict) -> list[dict]:
+    return [entry for step in plan["steps"] for entry in step["patches"]]
+
+
+def assert_handed_over(loop: Loop, plan: dict, written: list) -> None:
+    """The first sync after the hand-over: updates only (an immutable field would have raised),
+    those adopt predicted field for field (against a real server: what it stored), nothing
+    released or refused, at most one roll as adopt said, the Go operator's Secret values kept,
+    every child still the parent's alone."""
+    assert {c.action for c in written} == {"update"}
     assert loop.cluster.released == [] and loop.cluster.already_exists == []
-    assert [(c.kind, c.name) for c in written] == \
-        [(c["kind"], c["name"]) for c in plan["firstSync"]["changes"] if c["action"] != "unchanged"]
+    assert [(c.kind, c.name, list(c.fields)) for c in written] == \
+        [(c["kind"], c["name"], c["fields"]) for c in plan["firstSync"]["changes"] if c["action"] != "unchanged"]
     assert loop.cluster.pod_template_writes() <= 1
     assert plan["firstSync"]["podRolls"] == (loop.cluster.pod_template_writes() == 1)
     for key, obj in loop.cluster.objects.items():
         if key[0] == "Secret":
             assert set(obj["data"].values()) == {harness.GO_OPERATOR_SECRET}, key   # no password changes
-        assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == [harness.PARENT_UID]
+        assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == [loop.parent["metadata"]["uid"]], key
+
+
+def test_the_adopt_hand_over_changes_no_immutable_field_deletes_nothing_and_rolls_at_most_once(tmp_path, capsys):
+    loop = go_world()
+    plan = adopt_plan(loop, tmp_path, capsys)
+    for entry in patches(plan):
+        target = loop.parent if entry["kind"] == "DittoServer" else loop.cluster.objects[(entry["kind"], entry["name"])]
+        apply_patch(target, entry)
+    assert "finalizers" not in loop.parent["metadata"] or loop.parent["metadata"]["finalizers"] == []
+    assert_handed_over(loop, plan, loop.sync())   # ImmutableFieldError if it touched an immutable field
     loop.settle()
     assert loop.sync() == [] and loop.cluster.pod_template_writes() <= 1

@@ -484,16 +484,52 @@ def immutable_changes(live: dict, new: dict) -> list[str]:
 # --------------------------------------------------------------------------- fake cluster
 
 
+def owner_ref(parent_name: str, parent_uid: str) -> dict:
+    """The controller ownerReference Metacontroller gives a child of a DittoServer."""
+    return {"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
+            "name": parent_name, "uid": parent_uid, "controller": True, "blockOwnerDeletion": True}
+
+
+def controller_uid(obj: dict) -> str | None:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return next((ref.get("uid") for ref in refs if ref.get("controller") is True), None)
+
+
+def claim_verdict(obj: dict, parent_uid: str) -> str | None:
+    """What the parent's claim does with a live object of a child kind (ClaimObject in
+    pkg/third_party/kubernetes/controller_ref_manager.go, with generateSelector's label as the
+    selector): "release" one it controls without the label, "adopt" an uncontrolled one with
+    it, "child" one it controls with it; None: not its child (another's, or an unlabelled
+    orphan)."""
+    labelled = ((obj.get("metadata") or {}).get("labels") or {}).get(SELECTOR_LABEL) == parent_uid
+    owner = controller_uid(obj)
+    if owner == parent_uid:
+        return "child" if labelled else "release"
+    return "adopt" if owner is None and labelled else None
+
+
+def claimed_refs(obj: dict, verdict: str, ref: dict) -> list[dict]:
+    """`obj`'s ownerReferences once the parent whose controller reference is `ref` has released
+    or adopted it. Go: removeOwnerReference drops every one with the parent's uid;
+    addOwnerReference replaces one with that uid in place, else appends."""
+    refs = obj["metadata"].get("ownerReferences") or []
+    if verdict == "release":
+        return [old for old in refs if old.get("uid") != ref["uid"]]
+    if any(old.get("uid") == ref["uid"] for old in refs):
+        return [ref if old.get("uid") == ref["uid"] else old for old in refs]
+    return [*refs, ref]
+
+
 class Cluster:
     """A fake namespace holding live objects, mutated only through sync responses, like
     Metacontroller would (child update strategy InPlace for every kind).
 
     Before each sync the parent claims its children as Metacontroller does with
     generateSelector (pkg/controller/composite/controller.go claimChildren, the rules of
-    pkg/third_party/kubernetes/controller_ref_manager.go ClaimObject): an object controlled
-    by the parent but without the label `controller-uid=<uid>` is released (its
-    ownerReference removed); an uncontrolled object with the label is adopted (given one);
-    anything else is not a child. Only children are observed, updated or deleted; creating
+    pkg/third_party/kubernetes/controller_ref_manager.go ClaimObject; `claim_verdict`): an
+    object controlled by the parent but without the label `controller-uid=<uid>` is released
+    (its ownerReference removed); an uncontrolled object with the label is adopted (given
+    one); anything else is not a child. Only children are observed, updated or deleted; creating
     a name a non-child holds fails with `already exists`, which Metacontroller swallows."""
 
     def __init__(self, namespace: str = "default",
@@ -507,33 +543,20 @@ class Cluster:
         self.adopted: list[tuple[str, str]] = []
         self.already_exists: list[tuple[str, str]] = []
 
-    def _controller_uid(self, obj: dict) -> str | None:
-        refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-        return next((ref.get("uid") for ref in refs if ref.get("controller") is True), None)
-
     def claim(self) -> dict[tuple[str, str], dict]:
         """Release, adopt, and return the parent's children by (kind, name)."""
         children = {}
         for key, obj in self.objects.items():
-            labelled = ((obj.get("metadata") or {}).get("labels") or {}).get(SELECTOR_LABEL) == self.parent_uid
-            owner = self._controller_uid(obj)
-            if owner == self.parent_uid and not labelled:
-                obj["metadata"]["ownerReferences"] = [ref for ref in obj["metadata"]["ownerReferences"]
-                                                      if ref.get("uid") != self.parent_uid]
-                self.released.append(key)
-            elif owner is None and labelled:
-                obj["metadata"]["ownerReferences"] = [*(obj["metadata"].get("ownerReferences") or []),
-                                                      self.owner_ref()]
-                self.adopted.append(key)
-                children[key] = obj
-            elif owner == self.parent_uid:
+            verdict = claim_verdict(obj, self.parent_uid)
+            if verdict in ("release", "adopt"):
+                obj["metadata"]["ownerReferences"] = claimed_refs(obj, verdict, self.owner_ref())
+                (self.released if verdict == "release" else self.adopted).append(key)
+            if verdict in ("adopt", "child"):
                 children[key] = obj
         return children
 
     def owner_ref(self) -> dict:
-        return {"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": "DittoServer",
-                "name": self.parent_name, "uid": self.parent_uid,
-                "controller": True, "blockOwnerDeletion": True}
+        return owner_ref(self.parent_name, self.parent_uid)
 
     def apply(self, desired_children: list[dict]) -> list[Change]:
         """Process one sync response: plan it, then perform it, deletes first as Metacontroller
