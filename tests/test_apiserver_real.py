@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from hooks.request import ports
-from hooks.tools import applying
+from hooks.tools import applying, cli
 from hooks.web import app as web_app, settings
 from tests import apiserver as kube, crd_cases, factory as f, harness, realcluster
 from tests import test_convergence as convergence
@@ -438,12 +438,17 @@ def test_without_the_label_the_go_operators_children_are_released_for_real_and_n
     assert sorted(model.cluster.released) == sorted(loop.cluster.released)
 
 
-def _adopted(loop: harness.Loop, tmp_path, capsys) -> dict:
-    """`adopt --format json`'s patches sent as `kubectl label` and `kubectl patch` send them;
-    the plan, and the loop's parent as it is stored after."""
+TWINS_STEP = "Remove the second port of each pair"
+
+
+def _adopted(loop: harness.Loop, tmp_path, capsys, skipping: str | None = None) -> dict:
+    """`adopt --format json`'s patches sent as `kubectl label` and `kubectl patch` send them
+    (but those of the step whose title starts with `skipping`); the plan, and the loop's parent
+    as it is stored after."""
     api = loop.cluster.api
     plan = convergence.adopt_plan(loop, tmp_path, capsys)
-    for entry in convergence.patches(plan):
+    kept = {**plan, "steps": [s for s in plan["steps"] if not (skipping and s["title"].startswith(skipping))]}
+    for entry in convergence.patches(kept):
         api.patch(entry["kind"], entry["name"], entry["namespace"], entry["patch"], entry["type"])
     loop.parent = api.get("DittoServer", "demo", loop.cluster.namespace)
     return plan
@@ -466,11 +471,12 @@ def test_the_adopt_hand_over_on_the_real_server_updates_in_place_then_idles(apis
 def test_the_go_operators_nfs_udp_twins_stop_the_dynamic_apply_hand_over_as_the_condition_says(
         apiserver, crd, tmp_path, capsys):
     """The twins the Go operator gives NFS (a TCP and a UDP port of one number) share dynamic
-    apply's merge key: the merged update holds two identical ports, which the real server
-    refuses (the model stores it), for the StatefulSet and the NFS Service alone. The hook's
-    condition names exactly those objects and their ports."""
+    apply's merge key: without adopt's step that removes them, the merged update holds two
+    identical ports, which the real server refuses (the model stores it), for the StatefulSet
+    and the NFS Service alone. The hook's condition names exactly those objects and ports."""
     loop = go_operator_on_the_server(apiserver, ports.SERVER_SIDE)
-    _adopted(loop, tmp_path, capsys)
+    plan = _adopted(loop, tmp_path, capsys, skipping=TWINS_STEP)
+    assert any(step["title"].startswith(TWINS_STEP) for step in plan["steps"])
     with pytest.raises(RuntimeError) as refused:
         loop.sync()
     message = str(refused.value)
@@ -486,3 +492,22 @@ def test_the_go_operators_nfs_udp_twins_stop_the_dynamic_apply_hand_over_as_the_
     for text in ("StatefulSet demo container dittofs: containerPort 10111", "Service demo-adapter-nfs: port 12049",
                  "Service demo-adapter-nfs: port 111"):
         assert text in condition["message"]
+
+
+def test_with_adopts_twin_step_the_go_operators_nfs_objects_are_handed_over_under_dynamic_apply(
+        apiserver, crd, tmp_path, capsys):
+    """adopt's step removes the UDP twin of each pair (tested against each port's name) from the
+    StatefulSet and the NFS Service: then the first sync updates everything in place, as adopt
+    predicted, without an API error, and a resync writes nothing."""
+    loop = go_operator_on_the_server(apiserver, ports.SERVER_SIDE)
+    plan = _adopted(loop, tmp_path, capsys)
+    (step,) = [s for s in plan["steps"] if s["title"].startswith(TWINS_STEP)]
+    assert sorted((e["kind"], e["name"]) for e in step["patches"]) == [("Service", "demo-adapter-nfs"),
+                                                                       ("StatefulSet", "demo")]
+    for kind, name in (("StatefulSet", "demo"), ("Service", "demo-adapter-nfs")):
+        live = apiserver.get(kind, name, loop.cluster.namespace)
+        assert not any(cli.twins_to_remove(items, key) for _, items, key in cli.port_lists(live)), (kind, name)
+    convergence.assert_handed_over(loop, plan, loop.sync())   # raises on any API error
+    loop.settle()
+    assert loop.sync() == []
+    assert not any(c["type"] == "ChildrenNotUpdatable" for c in loop.parent["status"]["conditions"])

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from hooks.dittofs import version
+from hooks.request import ports
 from hooks.tools import cli
 from hooks.web import app, settings
 from tests import factory as f
@@ -433,3 +434,24 @@ def test_adopt_says_the_pod_rolls_and_which_template_fields_differ(capsys, tmp_p
     code, out, _ = run(capsys, "adopt", manifest, "--observed", live)
     assert "Pod template fields that differ from what the Go operator wrote: " \
            "spec.template.spec.terminationGracePeriodSeconds" in out
+
+
+def test_adopt_removes_the_udp_twin_of_each_pair_under_dynamic_apply_only():
+    """The Go operator gives NFS a TCP and a UDP port of one number; dynamic apply's merge key
+    would make them two equal ports. The UDP one goes, from the end, each removal tested."""
+    sts = {"kind": "StatefulSet", "apiVersion": "apps/v1", "metadata": {"name": "demo", "namespace": "ns"},
+           "spec": {"template": {"spec": {"containers": [{"name": "dittofs", "ports": [
+               {"name": "api", "containerPort": 8080},
+               {"name": "adapter-nfs", "containerPort": 12049, "protocol": "TCP"},
+               {"name": "adapter-nfs-udp", "containerPort": 12049, "protocol": "UDP"},
+               {"name": "a", "containerPort": 7000}, {"name": "b", "containerPort": 7000}]}]}}}}
+    fixed, ops = cli.without_twins(sts)
+    assert [p["name"] for p in fixed["spec"]["template"]["spec"]["containers"][0]["ports"]] == \
+        ["api", "adapter-nfs", "a"]
+    path = "/spec/template/spec/containers/0/ports"
+    assert ops == [{"op": "test", "path": f"{path}/4/name", "value": "b"}, {"op": "remove", "path": f"{path}/4"},
+                   {"op": "test", "path": f"{path}/2/name", "value": "adapter-nfs-udp"},
+                   {"op": "remove", "path": f"{path}/2"}]
+    assert cli.twins_step([sts], ports.DYNAMIC).patches[0]["patch"] == ops
+    assert cli.twins_step([sts], ports.SERVER_SIDE) is None
+    assert cli.twins_step([fixed], ports.DYNAMIC) is None

@@ -454,6 +454,61 @@ def label_step(children: list[dict], uid: str) -> Step:
                 commands, patches)
 
 
+def port_lists(obj: dict) -> list[tuple[str, list, str]]:
+    """(JSON pointer, items, dynamic apply's merge key) of each port list of a child."""
+    if obj.get("kind") == "StatefulSet":
+        containers = observed.listed(observed.dig(obj, "spec", "template", "spec", "containers"))
+        return [(f"/spec/template/spec/containers/{i}/ports", observed.listed(c.get("ports")), "containerPort")
+                for i, c in enumerate(containers) if isinstance(c, dict)]
+    if obj.get("kind") == "Service":
+        return [("/spec/ports", observed.listed(observed.dig(obj, "spec", "ports")), "port")]
+    return []
+
+
+def twins_to_remove(items: list, key: str) -> list[int]:
+    """Indices of the ports to remove so that no two share `key`: of each pair the UDP one
+    (the Go operator's NFS twins; the hook writes TCP under dynamic apply), else all but the first."""
+    groups: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and isinstance(item.get(key), (int, str)):
+            groups.setdefault(str(item[key]), []).append(index)
+    doomed = []
+    for indices in groups.values():
+        udp = [i for i in indices if items[i].get("protocol") == "UDP"]
+        doomed += udp if 0 < len(udp) < len(indices) else indices[1:]
+    return sorted(doomed, reverse=True)   # removed from the end, so each index still holds
+
+
+def without_twins(obj: dict) -> tuple[dict, list[dict]]:
+    """`obj` without its twin ports, and the JSON patch that makes it so (each removal tested
+    against the port's name, so a changed object refuses the patch)."""
+    found, ops = copy.deepcopy(obj), []
+    for (path, items, key), (_, kept, _) in zip(port_lists(obj), port_lists(found)):
+        for index in twins_to_remove(items, key):
+            ops += [{"op": "test", "path": f"{path}/{index}/name", "value": items[index].get("name")},
+                    {"op": "remove", "path": f"{path}/{index}"}]
+            del kept[index]
+    return found, ops
+
+
+def twins_step(children: list[dict], strategy: ports.Strategy) -> Step | None:
+    """Under dynamic apply, the ports two of which share a merge key (the Go operator's UDP twins
+    for NFS): merged, they become two equal ports the API server refuses, so the object would
+    never be updated. None when there are none, or under server-side apply (which keeps them)."""
+    if strategy != ports.DYNAMIC:
+        return None
+    found = [(obj, ops) for obj in children if (ops := without_twins(obj)[1])]
+    if not found:
+        return None
+    entries = [(patch_of(obj, "json", ops), obj) for obj, ops in found]
+    return Step("Remove the second port of each pair sharing dynamic apply's merge key (the Go operator's UDP "
+                "twins for NFS): merged, they would be two equal ports, which the API server refuses, and the "
+                "object would never be updated. A removed container port restarts the pod once. (Or run the hook "
+                "and Metacontroller with server-side apply, which keeps them: then this step is not needed)",
+                tuple(kubectl_patch(entry, resource_of(obj)) for entry, obj in entries),
+                tuple(entry for entry, _ in entries))
+
+
 def finalizer_step(parent: dict) -> Step:
     finalizers = observed.listed(observed.dig(parent, "metadata", "finalizers"))
     if GO_FINALIZER not in finalizers:
@@ -492,10 +547,12 @@ def handover(parent: dict, live: list[dict], strategy: ports.Strategy, groups: t
     if not isinstance(uid, str) or not uid:
         raise CliError(f"the {spec.KIND} has no uid: give the live object (kubectl get dittoserver NAME -o json)")
     children = [obj for obj in live if is_child(obj, parent, uid, groups)]
-    after = [labelled(obj, uid) if obj in children else obj for obj in live]
+    twins = twins_step(children, strategy)
+    fixed = [without_twins(obj)[0] if twins else obj for obj in children]
+    after = [labelled(fixed[children.index(obj)], uid) if obj in children else obj for obj in live]
     result = preview(parent, after, strategy, groups)
     changes, desired = changes_of(result)
-    steps = [stop_step(*operator), label_step(children, uid), finalizer_step(parent),
+    steps = [stop_step(*operator), label_step(children, uid), *([twins] if twins else []), finalizer_step(parent),
              secrets_step(parent, children), install_step()]
     return steps, result, changes, desired
 
