@@ -23,10 +23,6 @@ PROVIDERS = "/api/v1/identity-providers"
 BIND_SECRET = "ldap-bind"
 
 
-def _condition(status: dict, kind: str) -> dict:
-    return next(c for c in status["conditions"] if c["type"] == kind)
-
-
 def _ldap_spec(port: int, base_dn: str = ldap.PEOPLE) -> dict:
     return {**factory.SPEC, "identity": {"ldap": {
         "enabled": True, "url": f"ldap://127.0.0.1:{port}", "allowPlaintext": True, "baseDN": base_dn,
@@ -67,7 +63,7 @@ def test_ldap_is_seeded_at_first_boot_tested_once_and_then_left_alone(ldap_world
     assert (stored["enabled"], stored["base_dn"], stored["bind_dn"]) == (True, ldap.PEOPLE, ldap.BIND_DN)
     assert stored["bind_password"] not in ("", w.secrets[0]["data"]["password"])   # set, and redacted
     before = w.sync()
-    assert _condition(before["status"], "IdentityProviderReady")["status"] == "Unknown"
+    assert factory.condition(before, "IdentityProviderReady")["status"] == "Unknown"
 
     w.api.forget()
     first = w.discover()
@@ -75,7 +71,7 @@ def test_ldap_is_seeded_at_first_boot_tested_once_and_then_left_alone(ldap_world
     assert (given.ok, given.message) == (True, "dial + bind succeeded")
     assert _identity_calls(w) == [("PUT", f"{PROVIDERS}/ldap/config"), ("POST", f"{PROVIDERS}/ldap/test")]
     after = w.sync()
-    ready = _condition(after["status"], "IdentityProviderReady")
+    ready = factory.condition(after, "IdentityProviderReady")
     assert (ready["status"], ready["message"]) == ("True", "ldap: dial + bind succeeded")
 
     w.api.forget()
@@ -95,9 +91,9 @@ def test_a_changed_base_dn_reaches_the_running_server_without_a_restart(ldap_wor
     assert _stored(w, "ldap")["base_dn"] == ldap.STAFF
     assert ("PUT", f"{PROVIDERS}/ldap/config") in _identity_calls(w)
     assert w.server.proc.pid == pid and w.server.proc.poll() is None
-    status = w.sync()["status"]
-    assert status["configHash"] == hash_before         # no pod roll
-    assert _condition(status, "IdentityProviderReady")["status"] == "True"
+    synced = w.sync()
+    assert synced["status"]["configHash"] == hash_before         # no pod roll
+    assert factory.condition(synced, "IdentityProviderReady")["status"] == "True"
 
 
 def test_a_wrong_bind_password_is_a_condition_with_the_directorys_answer_and_a_fixed_one_clears_it(ldap_world, directory):
@@ -109,19 +105,19 @@ def test_a_wrong_bind_password_is_a_condition_with_the_directorys_answer_and_a_f
     given = controlplane.read_applied(w.parent["metadata"]["annotations"]).provider("ldap")
     assert (given.ok, given.stage) == (False, "connect")
     assert "Invalid Credentials" in given.message
-    status = w.sync()["status"]
-    failed = _condition(status, "IdentityProviderReady")
+    synced = w.sync()
+    failed = factory.condition(synced, "IdentityProviderReady")
     assert failed["status"] == "False" and "ldap: connect: " in failed["message"]
     assert "Invalid Credentials" in failed["message"]
-    assert status["configHash"] == hash_before         # the password is not a restart
+    assert synced["status"]["configHash"] == hash_before         # the password is not a restart
     # The rotated (right) password reaches the running server, still without a restart.
     _set_bind_password(w, directory.bind_password, "3")
     w.api.forget()
     w.discover()
     assert _identity_calls(w) == [("PUT", f"{PROVIDERS}/ldap/config"), ("POST", f"{PROVIDERS}/ldap/test")]
-    status = w.sync()["status"]
-    assert _condition(status, "IdentityProviderReady")["status"] == "True"
-    assert status["configHash"] == hash_before
+    synced = w.sync()
+    assert factory.condition(synced, "IdentityProviderReady")["status"] == "True"
+    assert synced["status"]["configHash"] == hash_before
 
 
 # --- Kerberos --------------------------------------------------------------------------------
@@ -170,7 +166,7 @@ def test_kerberos_starts_with_a_real_keytab_and_a_change_rolls_the_pod_once(tmp_
         given = controlplane.read_applied(w.parent["metadata"]["annotations"]).provider("kerberos")
         assert given.ok and given.restart_digest == identity.kerberos_restart_digest(spec.parse_spec(KERBEROS_SPEC))
         hash_first = w.sync()["status"]["configHash"]
-        assert _condition(w.sync()["status"], "IdentityProviderReady")["status"] == "True"
+        assert factory.condition(w.sync(), "IdentityProviderReady")["status"] == "True"
         w.parent["spec"]["identity"]["kerberos"]["servicePrincipal"] = "nfs/other.example.com@EXAMPLE.COM"
         assert w.sync()["status"]["configHash"] == hash_first    # not before the server has them
         w.discover()

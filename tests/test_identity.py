@@ -42,10 +42,6 @@ def _container(response: dict) -> dict:
     return factory.child(response, "StatefulSet", "demo")["spec"]["template"]["spec"]["containers"][0]
 
 
-def _condition(response: dict, kind: str) -> dict | None:
-    return next((c for c in response["status"]["conditions"] if c["type"] == kind), None)
-
-
 def test_config_yaml_has_the_go_operators_blocks_with_paths_at_the_mounts_and_no_password():
     response = answer(SPEC)
     (text,) = factory.child(response, "ConfigMap", "demo-config")["data"].values()
@@ -139,24 +135,24 @@ def test_a_kerberos_change_rolls_the_pod_once_the_server_has_it_not_before():
 
 
 def test_identity_provider_ready_says_what_the_server_was_given_and_what_it_answered():
-    assert _condition(answer(factory.SPEC), "IdentityProviderReady") is None
-    pending = _condition(answer(SPEC), "IdentityProviderReady")
+    assert factory.condition(answer(factory.SPEC), "IdentityProviderReady") is None
+    pending = factory.condition(answer(SPEC), "IdentityProviderReady")
     assert pending["status"] == "Unknown" and "ldap and kerberos" in pending["message"]
-    done = _condition(answer(SPEC, annotations=_applied(SPEC)), "IdentityProviderReady")
+    done = factory.condition(answer(SPEC, annotations=_applied(SPEC)), "IdentityProviderReady")
     assert (done["status"], done["message"]) == ("True", "ldap: ok; kerberos: ok")
-    failed = _condition(answer(SPEC, annotations=_applied(SPEC, ok=False, message="Invalid Credentials")),
+    failed = factory.condition(answer(SPEC, annotations=_applied(SPEC, ok=False, message="Invalid Credentials")),
                         "IdentityProviderReady")
     assert failed["status"] == "False" and failed["message"].startswith("ldap: connect: Invalid Credentials")
     # A rotated password (a new Secret version) is news the server has not had yet.
     rotated = _with_secret("ldap", password="rotated")
-    stale = _condition(answer(SPEC, rotated, _applied(SPEC)), "IdentityProviderReady")
+    stale = factory.condition(answer(SPEC, rotated, _applied(SPEC)), "IdentityProviderReady")
     assert stale["status"] == "Unknown" and "ldap" in stale["message"] and "kerberos" not in stale["message"]
 
 
 def test_a_missing_keytab_key_is_config_not_ready_naming_it_and_changes_no_other_child():
     broken = [s for s in SECRETS if s["metadata"]["name"] != "krb"] + [secret("krb", **{"krb5.conf": "x"})]
     whole, missing = answer(SPEC), answer(SPEC, broken)
-    ready = _condition(missing, "ConfigReady")
+    ready = factory.condition(missing, "ConfigReady")
     assert ready["status"] == "False" and "Secret krb has no key service.keytab" in ready["message"]
     assert [c["metadata"]["name"] for c in missing["children"]] == [c["metadata"]["name"] for c in whole["children"]]
 

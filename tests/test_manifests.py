@@ -36,7 +36,7 @@ from packaging.utils import canonicalize_name
 from hooks.dittofs import version
 from hooks.request import errors
 from hooks.request import spec as spec_module
-from tests import crd_cases, factory, harness, test_identity
+from tests import crd_cases, factory, harness
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "metacontroller"
@@ -995,7 +995,8 @@ def test_every_identity_rule_has_a_refusing_case():
 def test_every_secret_reference_of_the_operator_takes_optional_false_and_refuses_true():
     """The Go operator's SecretKeySelectors carry `optional`: declared (never pruned silently),
     and `true` refused by the schema and the hook (a Secret the server needs cannot be missing)."""
-    spec = copy.deepcopy(test_identity.SPEC)
+    spec = crd_cases.identity_spec({"ldap": crd_cases.LDAP_OK,
+                                    "kerberos": {**crd_cases.KERBEROS_OK, "machineAccount": crd_cases.MACHINE_OK}})
     spec["database"] = {"postgresSecretRef": {"name": "pg", "optional": False}}
     paths = [("identity", "ldap", "bindPasswordSecretRef"), ("identity", "kerberos", "keytabSecretRef"),
              ("identity", "kerberos", "machineAccount", "secretRef"), ("database", "postgresSecretRef")]

@@ -47,16 +47,12 @@ def env(ctx: context.Context) -> list[dict]:
         found += [_secret_env(layout.ENV_POSTGRES_PREFIX + key.upper(), name, key, optional)
                   for key, optional in layout.POSTGRES_KEYS]
     # Read at first boot only; `/discover` gives a running server a changed password.
-    ldap, kerberos = s.identity.ldap, s.identity.kerberos_on
-    if ldap is not None and ldap.bind_password_secret_ref is not None:
-        found.append(_secret_env(layout.ENV_LDAP_BIND_PASSWORD, *_ref(ldap.bind_password_secret_ref)))
-    if kerberos is not None and kerberos.machine_account_on and kerberos.machine_account.secret_ref is not None:
-        found.append(_secret_env(layout.ENV_MACHINE_ACCOUNT_SECRET, *_ref(kerberos.machine_account.secret_ref)))
+    ldap, machine = s.identity.ldap, s.identity.machine_account_on
+    if ldap is not None and (ref := ldap.bind_password_secret_ref) is not None:
+        found.append(_secret_env(layout.ENV_LDAP_BIND_PASSWORD, ref.name, ref.key))
+    if machine is not None and (ref := machine.secret_ref) is not None:
+        found.append(_secret_env(layout.ENV_MACHINE_ACCOUNT_SECRET, ref.name, ref.key))
     return found
-
-
-def _ref(ref) -> tuple[str, str]:
-    return ref.name, ref.key
 
 
 def claim_names(ctx: context.Context) -> list[str]:
@@ -117,8 +113,8 @@ def secret_volumes(ctx: context.Context) -> list[tuple[str, str, dict]]:
         if kerberos.krb5_conf_secret_ref is not None:
             found.append(("kerberos-krb5", layout.KRB5_CONF_DIR,
                           _one_key(kerberos.krb5_conf_secret_ref, layout.KRB5_CONF_FILE)))
-        machine = kerberos.machine_account
-        if kerberos.machine_account_on and machine is not None and machine.keytab_secret_ref is not None:
+        machine = kerberos.machine_account_on
+        if machine is not None and machine.keytab_secret_ref is not None:
             found.append(("kerberos-machine-keytab", layout.MACHINE_KEYTAB_DIR,
                           _one_key(machine.keytab_secret_ref, layout.MACHINE_KEYTAB_FILE, layout.KEYTAB_MODE)))
     return found

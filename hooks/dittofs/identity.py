@@ -53,8 +53,8 @@ def kerberos_block(kerberos: spec.Kerberos) -> dict:
         found["krb5_conf"] = f"{layout.KRB5_CONF_DIR}/{layout.KRB5_CONF_FILE}"
     elif kerberos.krb5_conf:
         found["krb5_conf"] = kerberos.krb5_conf
-    machine = kerberos.machine_account
-    if kerberos.machine_account_on and machine is not None:
+    machine = kerberos.machine_account_on
+    if machine is not None:
         found["machine_account"] = {"enabled": True, "account_name": machine.account_name}
         if machine.keytab_secret_ref is not None:
             found["machine_account"]["keytab_path"] = f"{layout.MACHINE_KEYTAB_DIR}/{layout.MACHINE_KEYTAB_FILE}"
@@ -121,7 +121,7 @@ def wanted(s: spec.DittoServerSpec, related: observed.Objects, applied: dict[str
         body = {**block, "tls": block.get("tls", {})}   # PUT replaces: no TLS settings is an empty one
         found.append(_given(LDAP, body, ldap.bind_password_secret_ref, related, body))
     if kerberos is not None:
-        machine = kerberos.machine_account if kerberos.machine_account_on else None
+        machine = kerberos.machine_account_on
         body = kerberos_block(kerberos)
         found.append(_given(KERBEROS, body, machine.secret_ref if machine else None, related, _spnego(body)))
     off = {"enabled": False}

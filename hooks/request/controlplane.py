@@ -4,6 +4,7 @@ found out about a server's control plane, and which admin-only writes it has app
 `/discover` writes them; `/sync` turns the first into the `Authenticated` condition. Both are
 compact JSON with sorted keys, so they change only when what they say changes.
 """
+import functools
 import json
 from dataclasses import dataclass
 
@@ -100,8 +101,15 @@ def read_applied(annotations: object) -> Applied:
     """What the annotation says was applied; nothing when it is absent or malformed (so every
     write is due once more, which is safe: each one is idempotent)."""
     raw = annotations.get(APPLIED_ANNOTATION) if isinstance(annotations, dict) else None
+    return applied_from_text(raw) if isinstance(raw, str) else Applied()
+
+
+@functools.lru_cache(maxsize=256)
+def applied_from_text(raw: str) -> Applied:
+    """The annotation's value, read. Cached by that value: every sync reads it twice (the
+    config hash, the IdentityProviderReady condition), and it changes only with a write."""
     try:
-        found = json.loads(raw) if isinstance(raw, str) else None
+        found = json.loads(raw)
     except ValueError:
         return Applied()
     if not isinstance(found, dict):

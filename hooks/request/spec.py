@@ -218,12 +218,14 @@ class Kerberos(Model):
     machine_account: MachineAccount | None = None
 
     @property
-    def machine_account_on(self) -> bool:
-        return self.enabled and self.machine_account is not None and self.machine_account.enabled
+    def machine_account_on(self) -> MachineAccount | None:
+        """The machine account when it and Kerberos are enabled (DittoFS reads none otherwise)."""
+        machine = self.machine_account
+        return machine if self.enabled and machine is not None and machine.enabled else None
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> "Kerberos":
-        machine = self.machine_account if self.machine_account_on else None
+        machine = self.machine_account_on
         _refuse((
             (self.enabled and not self.service_principal,
              "identity.kerberos.servicePrincipal is required when kerberos is enabled"),
@@ -252,6 +254,11 @@ class Identity(Model):
     def kerberos_on(self) -> Kerberos | None:
         """The Kerberos block when it is enabled (DittoFS reads none otherwise)."""
         return self.kerberos if self.kerberos is not None and self.kerberos.enabled else None
+
+    @property
+    def machine_account_on(self) -> MachineAccount | None:
+        kerberos = self.kerberos_on
+        return kerberos.machine_account_on if kerberos is not None else None
 
 
 class Logging(Model):
@@ -379,14 +386,14 @@ class DittoServerSpec(Model):
         control plane's certificate, which DittoFS reloads from its files by itself (a
         cert-manager renewal must not cost an NFS outage), nor the LDAP bind password and the
         machine-account password, which `/discover` hands to the running server."""
-        ldap, kerberos = self.identity.ldap, self.identity.kerberos_on
+        ldap, kerberos, machine = self.identity.ldap, self.identity.kerberos_on, self.identity.machine_account_on
         refs = [
             self.identity.jwt.secret_ref,
             self.identity.admin.password_secret_ref,
             self.database.postgres_secret_ref,
             ldap.ca_cert_secret_ref if ldap is not None else None,
             *((kerberos.keytab_secret_ref, kerberos.krb5_conf_secret_ref) if kerberos is not None else ()),
-            kerberos.machine_account.keytab_secret_ref if kerberos is not None and kerberos.machine_account_on else None,
+            machine.keytab_secret_ref if machine is not None else None,
         ]
         if self.metrics.enabled and self.metrics.bearer_token_secret is not None:
             refs.append(self.metrics.bearer_token_secret)
@@ -398,9 +405,9 @@ class DittoServerSpec(Model):
     def api_kept_secrets(self) -> list[str]:
         """The Secrets whose values `/discover` hands to the running server (a password change
         reaches DittoFS without a restart)."""
-        ldap, kerberos = self.identity.ldap, self.identity.kerberos_on
+        ldap, machine = self.identity.ldap, self.identity.machine_account_on
         refs = [ldap.bind_password_secret_ref if ldap is not None else None,
-                kerberos.machine_account.secret_ref if kerberos is not None and kerberos.machine_account_on else None]
+                machine.secret_ref if machine is not None else None]
         return [ref.name for ref in refs if ref is not None]
 
 

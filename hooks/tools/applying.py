@@ -400,7 +400,7 @@ def prepare_desired(desired_children: list[dict], namespace: str | None = None,
         if namespace and not metadata.get("namespace"):
             metadata["namespace"] = namespace
         if parent_uid:
-            metadata["labels"] = {"controller-uid": parent_uid, **(metadata.get("labels") or {})}
+            metadata["labels"] = {SELECTOR_LABEL: parent_uid, **(metadata.get("labels") or {})}
     return prepared
 
 
@@ -436,9 +436,10 @@ def _decide(live: dict | None, desired: dict) -> tuple[Change, dict]:
     return Change(kind, name, "update", tuple(sorted(diff_paths(live, result))), restarts), result
 
 
-def _plan(live_objects: list[dict], desired_children: list[dict]
-          ) -> list[tuple[Change, dict | None, dict | None]]:
-    """(change, live object, object to send) for every child, sorted by (kind, name)."""
+def writes(live_objects: list[dict], desired_children: list[dict]
+           ) -> list[tuple[Change, dict | None, dict | None]]:
+    """(change, live object, object to send) for every child, as a store performs them (the
+    children as prepare_desired makes them), sorted by (kind, name)."""
     remaining, seen, out = list(live_objects), set(), []
     for desired in desired_children:
         if _identity(desired) in seen:
@@ -454,13 +455,6 @@ def _plan(live_objects: list[dict], desired_children: list[dict]
     return sorted(out, key=lambda entry: (entry[0].kind, entry[0].name))
 
 
-def writes(live_objects: list[dict], prepared_children: list[dict]
-           ) -> list[tuple[Change, dict | None, dict | None]]:
-    """(change, live object, object to send) for every child, as a store performs them:
-    `prepared_children` come from prepare_desired. Sorted by (kind, name)."""
-    return _plan(live_objects, prepared_children)
-
-
 def plan(live_objects: list[dict], desired_children: list[dict], *,
          namespace: str | None = None, parent_uid: str | None = None) -> list[Change]:
     """What dynamic apply would do for one sync response, without doing it. Children match
@@ -469,7 +463,7 @@ def plan(live_objects: list[dict], desired_children: list[dict], *,
     Metacontroller does (prepare_desired); against a real cluster that is needed to see
     'unchanged'. Sorted by (kind, name)."""
     desired = prepare_desired(desired_children, namespace, parent_uid)
-    return [change for change, _, _ in _plan(live_objects, desired)]
+    return [change for change, _, _ in writes(live_objects, desired)]
 
 
 def immutable_changes(live: dict, new: dict) -> list[str]:

@@ -33,7 +33,6 @@ DEFAULT_NAMESPACE = "default"
 # The children groups the shipped CompositeController declares (metacontroller/).
 CHILD_GROUPS = (observed.CONFIGMAP, observed.SECRET, observed.SERVICE, observed.STATEFULSET,
                 observed.NETWORKPOLICY)
-CONTROLLER_UID_LABEL = "controller-uid"   # Metacontroller's generateSelector label
 OK, CHANGES, FAILED = 0, 1, 2
 ABSENT = object()
 VALUE_WIDTH = 120
@@ -204,7 +203,7 @@ def is_child(obj: dict, parent: dict, uid: str | None, groups: tuple[str, ...]) 
     if ref is not None:
         return is_parent_ref(ref, name, uid)
     labels = observed.labels(obj)
-    if uid is not None and labels.get(CONTROLLER_UID_LABEL) == uid:
+    if uid is not None and labels.get(applying.SELECTOR_LABEL) == uid:
         return True
     return labels.get("instance") == name and labels.get("app.kubernetes.io/managed-by") == context.MANAGED_BY
 
@@ -435,7 +434,7 @@ def kubectl_patch(entry: dict, resource: str) -> str:
 def labelled(obj: dict, uid: str) -> dict:
     """`obj` as it is once step 2 has run: with Metacontroller's selector label."""
     found = copy.deepcopy(obj)
-    found.setdefault("metadata", {})["labels"] = {**observed.labels(found), CONTROLLER_UID_LABEL: uid}
+    found.setdefault("metadata", {})["labels"] = {**observed.labels(found), applying.SELECTOR_LABEL: uid}
     return found
 
 
@@ -445,8 +444,8 @@ def stop_step(namespace: str, deployment: str) -> Step:
 
 
 def label_step(children: list[dict], uid: str) -> Step:
-    patches = tuple(patch_of(c, "merge", {"metadata": {"labels": {CONTROLLER_UID_LABEL: uid}}}) for c in children)
-    commands = tuple(f"kubectl -n {p['namespace']} label --overwrite {resource_of(c)} {CONTROLLER_UID_LABEL}={uid}"
+    patches = tuple(patch_of(c, "merge", {"metadata": {"labels": {applying.SELECTOR_LABEL: uid}}}) for c in children)
+    commands = tuple(f"kubectl -n {p['namespace']} label --overwrite {resource_of(c)} {applying.SELECTOR_LABEL}={uid}"
                      for p, c in zip(patches, children))
     return Step("Label each child with Metacontroller's selector label before the CompositeController is "
                 "installed: a child controlled by the parent without it is released (its ownerReference "
