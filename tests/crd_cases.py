@@ -52,6 +52,11 @@ SCHEMA_REJECTS = {
     "unknown-storage-field": with_field("storage.size", "10Gi"),
     "secretRef-without-key": with_field("identity.jwt.secretRef", {"name": "jwt"}),
     "annotation-not-string": with_field("adapterServices.annotations", {"a": 1}),
+    "store-type-unknown": with_field("stores.metadata", [{"name": "meta", "type": "sqlite"}]),
+    "store-name-uppercase": with_field("stores.metadata", [{"name": "Meta", "type": "badger"}]),
+    "remote-store-fs-gone-in-v029": with_field("stores.remote", [{"name": "r", "type": "fs"}]),
+    "s3-without-bucket": with_field("stores.remote", [{"name": "r", "type": "s3", "s3": {"credentialsSecretRef": {"name": "c"}}}]),
+    "s3-without-credentials": with_field("stores.remote", [{"name": "r", "type": "s3", "s3": {"bucket": "data"}}]),
 }
 
 # The root rule: the name, a DNS-1035 label of at most 52 characters.
@@ -143,6 +148,26 @@ HOOK_REFUSALS = [
      {"database": {"type": "postgres", "postgresSecretRef": {"name": "pg"}}}),
     ({"controlPlane": {"clientCASecretName": "clients"}}, ".controlPlane.clientCASecretName",
      {"controlPlane": {"clientCASecretName": "clients", "certSecretName": "api-tls"}}),
+    ({"stores": {"local": [{"name": "blocks", "type": "fs"}]}}, ".stores.local",
+     {"stores": {"local": [{"name": "blocks", "type": "fs"}]}, "storage": {"metadataSize": "10Gi", "contentSize": "10Gi"}}),
+]
+
+S3 = {"bucket": "data", "credentialsSecretRef": {"name": "s3-credentials"}}
+# Changes to a stored DittoServer's stores: (before, after, message of the rule that refuses it
+# or None). The API server checks them with `oldSelf` (transition rules on list-map items).
+STORE_CHANGES = [
+    ({"metadata": [{"name": "meta", "type": "badger"}]}, {"metadata": [{"name": "meta", "type": "memory"}]},
+     "a store's type cannot change once it is made"),
+    ({"remote": [{"name": "r", "type": "s3", "s3": S3}]}, {"remote": [{"name": "r", "type": "s3", "s3": {**S3, "bucket": "other"}}]},
+     "an s3 store's bucket and prefix cannot change"),
+    ({"remote": [{"name": "r", "type": "s3", "s3": S3}]}, {"remote": [{"name": "r", "type": "s3", "s3": {**S3, "prefix": "p/"}}]},
+     "an s3 store's bucket and prefix cannot change"),
+    ({"remote": [{"name": "r", "type": "s3", "s3": S3}]},
+     {"remote": [{"name": "r", "type": "s3", "s3": {**S3, "credentialsSecretRef": {"name": "rotated"}, "region": "eu-west-1"}}]}, None),
+    ({"metadata": [{"name": "meta", "type": "badger"}]},
+     {"metadata": [{"name": "meta", "type": "badger"}, {"name": "scratch", "type": "memory"}]}, None),
+    ({"metadata": [{"name": "meta", "type": "badger"}, {"name": "scratch", "type": "memory"}]},
+     {"metadata": [{"name": "meta", "type": "badger"}]}, None),
 ]
 
 
@@ -185,13 +210,34 @@ def defaulted(schema: dict, value):
     return value
 
 
-def cel_eval(rule: str, self_value) -> bool:
-    """A CEL rule in cel-python, the fast tier's stand-in for the API server's CEL."""
+def cel_eval(rule: str, self_value, old_value=None) -> bool:
+    """A CEL rule in cel-python, the fast tier's stand-in for the API server's CEL; `old_value`
+    is `oldSelf` of a transition rule."""
     import celpy   # a test extra: missing, the CEL tests fail rather than skip
 
     env = celpy.Environment()
     program = env.program(env.compile(rule))
-    return bool(program.evaluate({"self": celpy.json_to_cel(self_value)}))
+    bound = {"self": celpy.json_to_cel(self_value)}
+    if old_value is not None:
+        bound["oldSelf"] = celpy.json_to_cel(old_value)
+    return bool(program.evaluate(bound))
+
+
+def store_change_refusals(stores_schema: dict, before: dict, after: dict) -> list[str]:
+    """The messages of the rules on store list items that an update from `before` to `after`
+    breaks: each item's rules with the item of the same name before it as `oldSelf` (a
+    transition rule is not checked on an item that is new)."""
+    found = []
+    for kind, schema in stores_schema["properties"].items():
+        old = {item["name"]: item for item in before.get(kind, [])}
+        for item in after.get(kind, []):
+            for rule in schema["items"].get("x-kubernetes-validations", []):
+                uses_old = "oldSelf" in rule["rule"]
+                if uses_old and item["name"] not in old:
+                    continue
+                if not cel_eval(rule["rule"], item, old.get(item["name"]) if uses_old else None):
+                    found.append(rule["message"])
+    return found
 
 
 def nested_rules(schema: dict, path: tuple = ()) -> list[tuple[tuple, dict]]:

@@ -234,7 +234,7 @@ def test_diff_of_what_the_hook_produced_is_empty(capsys, tmp_path):
     assert code == 0
     assert lines[-1] == NO_RESTART
     children = [line for line in lines if line.startswith(("created", "updated", "deleted", "unchanged"))]
-    assert len(children) == len(loop.cluster.objects) == 11
+    assert len(children) == len(loop.cluster.objects) == 12
     assert all(line.startswith("unchanged") for line in children)
 
 

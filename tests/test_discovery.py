@@ -536,10 +536,10 @@ def test_customize_asks_for_the_admin_secret_and_the_polling_secret(hook):
     assert response.status_code == 200
     assert response.get_json() == {"relatedResources": [
         {"apiVersion": "v1", "resource": "secrets", "namespace": NAMESPACE,
-         "names": [ADMIN_SECRET, f"{NAME}-operator-credentials"]}]}
+         "names": [ADMIN_SECRET, f"{NAME}-manager-credentials", f"{NAME}-operator-credentials"]}]}
     response = hook.post("/discover/customize", json={"controller": {}, "parent": parent(
         {"identity": {"admin": {"passwordSecretRef": {"name": "admin-now", "key": "pw"}}}})})
-    assert response.get_json()["relatedResources"][0]["names"] == ["admin-now", CREDS]
+    assert response.get_json()["relatedResources"][0]["names"] == ["admin-now", CREDS, f"{NAME}-manager-credentials"]
 
 
 # --- bad input -----------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_unauthenticated_start_is_warned_and_calls_are_logged_without_secrets():
     assert len(calls) == 4
     first = calls[0]
     assert first["route"] == "/sync" and first["parent"] == "storage/demo" and first["outcome"] == "ok"
-    assert first["status"] == 200 and first["children"] == 6 and first["duration_ms"] > 0
+    assert first["status"] == 200 and first["children"] == 7 and first["duration_ms"] > 0
     assert calls[1]["route"] == "/discover" and calls[1]["outcome"] == "ok"
     assert [c["status"] for c in calls[2:]] == [422, 400]
     assert calls[2]["outcome"] == "rejected"

@@ -44,7 +44,8 @@ DOCKERFILE = ROOT / "Dockerfile"
 EXAMPLE = "example-dittoserver.yaml"
 
 HOOK_NAMESPACE = "dittofs-hooks"
-HOOK_PATHS = {"/sync", "/customize", "/discover", "/discover/customize"}
+HOOK_PATHS = {"/sync", "/customize", "/discover", "/discover/customize",
+              *(f"/{r}/{h}" for r in ("dittoshares", "dittousers", "dittogroups") for h in ("customize", "sync", "finalize"))}
 GROUP = "dittofs.dittofs.com"
 VERSION = "v1alpha1"
 PLURAL = "dittoservers"
@@ -245,7 +246,7 @@ def test_crd_spec_declares_the_contract_fields():
     assert set(props) == {
         "image", "replicas", "storage", "database", "metrics", "controlPlane", "identity", "logging",
         "adapterDiscovery", "adapterServices", "service", "percona", "snapshotPolicies", "resources",
-        "terminationGracePeriodSeconds", "securityContext", "podSecurityContext",
+        "terminationGracePeriodSeconds", "securityContext", "podSecurityContext", "stores",
     }
     # The image of the one DittoFS version the hook writes config.yaml for, never `latest`.
     assert props["image"]["default"] == version.IMAGE == f"marmos91c/dittofs:{version.VERSION}"
@@ -391,6 +392,21 @@ def test_schema_rejects(spec):
     assert _errors(_dittoserver(spec)), f"accepted {spec}"
 
 
+@pytest.mark.parametrize("before, after, message", crd_cases.STORE_CHANGES)
+def test_store_transition_rules(before, after, message):
+    """A store's type, an s3 store's bucket and prefix are fixed once it is made (the rules
+    are checked on the real server too, tests/test_apiserver_real.py)."""
+    found = crd_cases.store_change_refusals(_crd_schema()["properties"]["spec"]["properties"]["stores"], before, after)
+    assert found == ([] if message is None else [m for m in found if m.startswith(message)]) and bool(found) == bool(message)
+
+
+def test_an_s3_store_needs_its_settings():
+    stores = _crd_schema()["properties"]["spec"]["properties"]["stores"]
+    assert crd_cases.store_change_refusals(stores, {}, {"remote": [{"name": "r", "type": "s3"}]}) == [
+        "a remote store of type s3 needs s3 (bucket, credentialsSecretRef)"]
+    assert crd_cases.store_change_refusals(stores, {}, {"remote": [{"name": "r", "type": "memory"}]}) == []
+
+
 def test_status_schema_accepts_a_hook_status_and_rejects_a_bad_time():
     status = {
         "observedGeneration": 3, "replicas": 1, "readyReplicas": 1, "availableReplicas": 1,
@@ -444,8 +460,9 @@ def _cel_rules() -> tuple[list[dict], list[dict]]:
 
 def test_cel_rules_are_present():
     root_rules, spec_rules = _cel_rules()
-    # ports differ, postgres needs its Secret, a client CA needs a certificate, one per unsupported field
-    assert len(root_rules) == 1 and len(spec_rules) == 3 + len(spec_module.UNSUPPORTED)
+    # ports differ, postgres needs its Secret, a client CA needs a certificate, an fs store needs the
+    # content claim, one per unsupported field
+    assert len(root_rules) == 1 and len(spec_rules) == 4 + len(spec_module.UNSUPPORTED)
     assert len(crd_cases.nested_rules(_crd_schema()["properties"]["spec"])) == len(spec_rules) + 5 + 7   # and LDAP's and Kerberos's, on their objects
     name_rule = root_rules[0]["rule"]
     assert "self.metadata.name" in name_rule and "52" in name_rule and ".matches(" in name_rule
@@ -558,7 +575,7 @@ def test_composite_controller():
 
 
 def test_decorator_controller():
-    dc = _one("DecoratorController")
+    dc = _one("DecoratorController", "dittoservers-adapter-discovery.dittofs.dittofs.com")
     assert dc["apiVersion"] == "metacontroller.k8s.io/v1alpha1"
     spec = dc["spec"]
     # A status write of the CompositeController must not poll DittoFS again.
@@ -575,9 +592,31 @@ def test_decorator_controller():
 
 
 def test_every_hook_url_is_a_known_route():
-    for kind in ("CompositeController", "DecoratorController"):
-        for name, hook in _hooks_of(_one(kind)).items():
-            assert urlsplit(hook["webhook"]["url"]).path in HOOK_PATHS, f"{kind} {name}"
+    controllers = [obj for _, obj in _objects() if obj.get("kind") in ("CompositeController", "DecoratorController")]
+    assert len(controllers) == 5
+    served = set()
+    for controller in controllers:
+        for name, hook in _hooks_of(controller).items():
+            _check_hook(hook, urlsplit(hook["webhook"]["url"]).path)
+            served.add(urlsplit(hook["webhook"]["url"]).path)
+    assert served == HOOK_PATHS, "every route is called by a controller"
+
+
+@pytest.mark.parametrize("resource", ["dittoshares", "dittousers", "dittogroups"])
+def test_declared_kind_controllers(resource):
+    """Each declared kind: a DecoratorController whose own status writes start no poll, with a
+    finalize hook (deletionPolicy), and a safety-net resync well above the polling interval."""
+    dc = _one("DecoratorController", f"{resource}.{GROUP}")
+    assert dc["spec"]["resources"] == [{"apiVersion": f"{GROUP}/{VERSION}", "resource": resource, "ignoreStatusChanges": True}]
+    assert set(_hooks_of(dc)) == {"sync", "customize", "finalize"}
+    for hook, found in _hooks_of(dc).items():
+        _check_hook(found, f"/{resource}/{hook}")
+    attachments = [a["resource"] for a in dc["spec"]["attachments"]]
+    assert attachments == (["secrets"] if resource == "dittousers" else [])
+    assert dc["spec"]["resyncPeriodSeconds"] >= 10 * 30
+    rules = _one("ClusterRole", "metacontroller-dittofs")["rules"]
+    assert any(resource in r["resources"] and "watch" in r["verbs"] for r in rules)
+    assert any(f"{resource}/status" in r["resources"] and "update" in r["verbs"] for r in rules)
 
 
 # --- the hook's Deployment, Service, PDB, ServiceAccount -------------------------------------

@@ -35,7 +35,7 @@ def test_response_has_exactly_the_three_keys():
 def test_children_always_present():
     resp = run(f.parent(adapters=[]))
     assert f.names_of(resp, "Secret") == ["demo-admin-bootstrap-credentials", "demo-jwt-secret",
-                                          "demo-operator-credentials"]
+                                          "demo-manager-credentials", "demo-operator-credentials"]
     assert f.names_of(resp, "ConfigMap") == ["demo-config"]
     assert f.names_of(resp, "Service") == ["demo-api", "demo-headless"]
     assert f.names_of(resp, "StatefulSet") == ["demo"]
@@ -223,7 +223,9 @@ def test_referenced_secrets_replace_generated_ones():
                                    "admin": {"passwordSecretRef": {"name": "adm", "key": "pw"}}},
             "adapterDiscovery": {"credentialsSecretRef": {"name": "poll"}}}
     resp = run(f.parent(spec=spec))
-    assert f.names_of(resp, "Secret") == []     # a user's polling Secret: no operator account either
+    # A user's polling Secret: no operator account either. The manager account's is always made:
+    # the DittoShare, DittoUser and DittoGroup hooks can only derive its name.
+    assert f.names_of(resp, "Secret") == ["demo-manager-credentials"]
     env = _env(resp)
     assert env["DITTOFS_CONTROLPLANE_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "jwt", "key": "k"}
     # Cleartext, as DittoFS v0.29 and its operator read it; required, not optional.

@@ -1,5 +1,6 @@
-"""Generated Secrets: the JWT signing secret, the admin's bootstrap credentials, and the
-password of the `k8s-operator` account the discovery hook polls with.
+"""Generated Secrets: the JWT signing secret, the admin's bootstrap credentials, the password of
+the `k8s-operator` account the discovery hook polls with, and the password of the `k8s-manager`
+account the DittoShare, DittoUser and DittoGroup hooks write with.
 
 Values are random only until the Secret exists; from then on the observed data is returned
 unchanged, as `data` (base64), so Metacontroller never rewrites them. The bootstrap Secret is
@@ -46,6 +47,12 @@ def generated(ctx: context.Context) -> list[tuple[str, dict]]:
             layout.USERNAME_KEY: lambda: layout.OPERATOR_USER,
             layout.PASSWORD_KEY: lambda: ctx.random_token(32),
         }))
+    # Declared shares, users and groups are written as this admin-role account. Its Secret's
+    # name is derived from the server's, as it must be: their hooks see only their own object.
+    found.append((layout.MANAGER_SUFFIX, {
+        layout.USERNAME_KEY: lambda: layout.MANAGER_USER,
+        layout.PASSWORD_KEY: lambda: ctx.random_token(32),
+    }))
     return found
 
 
@@ -59,10 +66,10 @@ def _complete(data: dict, keys, suffix: str = "") -> bool:
 
 
 def _present(value: object, suffix: str) -> bool:
-    """A value to keep. An emptied operator password is made again: the discovery hook sets the
+    """A value to keep. An emptied account password is made again: the discovery hook sets the
     account to whatever it holds, and an empty one works for nobody. Any other generated value
     stays as it is (rewriting it could lock a running server out)."""
-    return isinstance(value, str) and (value != "" or suffix != layout.OPERATOR_SUFFIX)
+    return isinstance(value, str) and (value != "" or suffix not in layout.ACCOUNT_SUFFIXES)
 
 
 def current_data(ctx: context.Context, suffix: str, keys) -> dict:

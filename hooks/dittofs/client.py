@@ -1,5 +1,6 @@
-"""The DittoFS v0.29 control-plane API, as the discovery hook uses it: log in, refresh, list
-adapters, manage the operator account, the NFS settings and snapshot policies.
+"""The DittoFS v0.29 control-plane API, as the hooks use it: log in, refresh, list adapters,
+manage the operator and manager accounts, the NFS settings and snapshot policies, and read and
+write declared stores, shares, users and groups (`read`, `send`).
 
 Every call of one poll shares one deadline. Failures raise `Unavailable`, whose reason is one of
 `request.controlplane`'s and whose message never holds a credential, a token or Secret data.
@@ -23,6 +24,7 @@ LOGIN_PATH = "/api/v1/auth/login"
 REFRESH_PATH = "/api/v1/auth/refresh"
 ADAPTERS_PATH = "/api/v1/adapters"
 USERS_PATH = "/api/v1/users"
+OWN_PASSWORD_PATH = "/api/v1/users/me/password"
 IDENTITY_PROVIDERS_PATH = "/api/v1/identity-providers"
 NFS_SETTINGS_PATH = f"/api/v1/adapters/{adapters.NFS}/settings"
 PORTMAPPER_FIELD = "portmapper_enabled"
@@ -285,6 +287,39 @@ class Call:
                                        f"reset the password of {username}", refused,
                                        json={"new_password": password})
         expect_ok(response, f"provision user {username}", _refusal(response, refused))
+
+    def settle_password(self, creds: Credentials, refused: str) -> None:
+        """Clear the must-change flag DittoFS sets on an admin-role account that an admin made or
+        reset, by setting the same password (DittoFS asks for no current one then)."""
+        response = self.request("POST", creds.url + LOGIN_PATH, f"login as {creds.username}",
+                                json={"username": creds.username, "password": creds.password})
+        expect_ok(response, f"login as {creds.username}", refused if response.status_code in (401, 403) else
+                  controlplane.UNEXPECTED_ANSWER)
+        token = json_body(response, "login").get("access_token")
+        if not isinstance(token, str) or not token:
+            raise Unavailable("login: answer has no access_token")
+        response = self.request("POST", creds.url + OWN_PASSWORD_PATH, f"set the password of {creds.username}",
+                                headers=bearer(token), json={"current_password": creds.password,
+                                                             "new_password": creds.password})
+        expect_ok(response, f"set the password of {creds.username}", _refusal(response, refused))
+        self._keep(creds, json_body(response, f"set the password of {creds.username}"))
+
+    def read(self, creds: Credentials, path: str, step: str, refused: str, kind: type = dict):
+        """GET a JSON answer; None when DittoFS has no such object (404)."""
+        response = self.authorized("GET", creds, path, step, refused)
+        if response.status_code == 404:
+            return None
+        expect_ok(response, step, _refusal(response, refused))
+        return json_body(response, step, kind)
+
+    def send(self, method: str, creds: Credentials, path: str, step: str, refused: str, body: dict | None = None,
+             accept: tuple[int, ...] = ()) -> requests.Response:
+        """A write; a status in `accept` (409 for "exists", 404 for "gone") is the caller's to read,
+        any other failure raises Unavailable."""
+        response = self.authorized(method, creds, path, step, refused, **({"json": body} if body is not None else {}))
+        if response.status_code not in accept:
+            expect_ok(response, step, _refusal(response, refused))
+        return response
 
     def nfs_portmapper_enabled(self, admin: Credentials, refused: str) -> bool:
         response = self.authorized("GET", admin, NFS_SETTINGS_PATH, "read NFS settings", refused)

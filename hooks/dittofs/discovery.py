@@ -26,14 +26,16 @@ import threading
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from hooks.dittofs import client, identity, layout
+from hooks.dittofs import client, identity, layout, stores
 from hooks.request import adapters, controlplane, durations, observed, spec
+from hooks.request import stores as stores_spec
 
 log = logging.getLogger("hooks.dittofs.discovery")
 
 EXTENSION = "dittofs_discovery"          # the app's Discovery in flask's `app.extensions`
 SERVER_URL_KEY = "server-url"
 OPERATOR_ROLE = "operator"
+MANAGER_ROLE = "admin"   # DittoFS lets only admins write stores, shares, users and groups
 DEFAULT_URL_TEMPLATE = "{scheme}://{name}-api.{namespace}.svc.cluster.local:{port}"
 Unavailable = client.Unavailable
 Credentials = client.Credentials
@@ -112,6 +114,13 @@ def find_secret(group: object, name: str, namespace: str) -> dict | None:
     return None
 
 
+def secret_digest(found: dict) -> str:
+    """A Secret's name and resourceVersion, digested: what changes when its values do, without them."""
+    meta = observed.dig(found, "metadata", default={})
+    text = f"{meta.get('name')}\0{meta.get('resourceVersion')}" if isinstance(meta, dict) else ""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _decoded(data: dict, secret: str, key: str) -> str | None:
     raw = data.get(key)
     if raw is None:
@@ -150,6 +159,11 @@ def _required(data: dict, secret: str, key: str) -> str:
     if not value:
         raise Unavailable(f"Secret {secret} key {key} is missing or empty", controlplane.CREDENTIALS_MISSING)
     return value
+
+
+def secret_value(found: dict | None, secret: str, key: str) -> str:
+    """One non-empty value of a Secret, or Unavailable saying which is missing."""
+    return _required(_data(found, secret), secret, key)
 
 
 def read_credentials(found: dict | None, secret: str, fallback_url: str) -> Credentials:
@@ -327,6 +341,68 @@ class Poll:
         kept = tuple(sorted((share, digest) for share, digest in done.items() if share in wanted))
         outcome.applied = replace(outcome.applied, snapshot_policies=kept)
         self.identity_writes(outcome)
+        self.manager_writes(outcome)
+        self.store_writes(outcome)
+
+    def manager_writes(self, outcome: Outcome) -> None:
+        """Make the `k8s-manager` account (role admin) with its Secret's password when that
+        Secret is new or changed, or the operator account had to be made again (a control-plane
+        store made anew has lost it too)."""
+        secret = f"{self.target.name}-{layout.MANAGER_SUFFIX}"
+        found = find_secret(self.target.related, secret, self.target.namespace)
+        if found is None:
+            return   # the sync hook makes it; the next poll provisions it
+        digest = secret_digest(found)
+        if outcome.applied.manager == digest and not self.provisioned:
+            return
+
+        def provision() -> None:
+            password = _required(_data(found, secret), secret, layout.PASSWORD_KEY)
+            creds = Credentials(self.url, layout.MANAGER_USER, password)
+            refused = controlplane.ADMIN_CREDENTIALS_REFUSED
+            self.call.ensure_user(self.admin(), creds.username, creds.password, MANAGER_ROLE, refused)
+            # DittoFS makes an admin-role account (or resets its password) with a password to change.
+            self.call.settle_password(creds, refused)
+            log.info("provisioned DittoFS user %s (role %s) for %s", creds.username, MANAGER_ROLE, self.target.who)
+
+        if self._attempt(outcome, f"provision the {layout.MANAGER_USER} account", provision):
+            outcome.applied = replace(outcome.applied, manager=digest)
+
+    def store_writes(self, outcome: Outcome) -> None:
+        """Make each declared store that is new or changed since the hook last made it."""
+        done = dict(outcome.applied.stores)
+        for want in stores.wanted(self.target.spec.stores):
+            secret = find_secret(self.target.related, want.secret, self.target.namespace) if want.secret else None
+            digest = want.digest(secret_digest(secret) if secret is not None else None)
+            if done.get(want.key) == digest and not self.provisioned:
+                continue
+            if self._attempt(outcome, f"make the {want.kind} store {want.name}",
+                             lambda want=want, secret=secret: self.make_store(want, secret)):
+                done[want.key] = digest
+        declared = {want.key for want in stores.wanted(self.target.spec.stores)}
+        outcome.applied = replace(outcome.applied, stores=tuple(sorted(
+            (key, digest) for key, digest in done.items() if key in declared)))
+
+    def make_store(self, want: stores.Wanted, secret: dict | None) -> None:
+        refused = controlplane.ADMIN_CREDENTIALS_REFUSED
+        credentials = None
+        if want.secret is not None:
+            data = _data(secret, want.secret)
+            credentials = {"access_key_id": _required(data, want.secret, stores_spec.ACCESS_KEY_ID_KEY),
+                           "secret_access_key": _required(data, want.secret, stores_spec.SECRET_ACCESS_KEY_KEY)}
+        step = f"make the {want.kind} store {want.name}"
+        response = self.call.send("POST", self.admin(), want.path, step, refused, want.body(credentials), accept=(409,))
+        if response.status_code != 409:
+            log.info("made the %s store %s of %s", want.kind, want.name, self.target.who)
+            return
+        held = self.call.read(self.admin(), stores.item_path(want), f"read the {want.kind} store {want.name}", refused)
+        why = stores.mismatch(want, held or {})
+        if why is not None:
+            raise Unavailable(why, controlplane.ADMIN_WRITE_BLOCKED)
+        if credentials is not None:   # an s3 store's settings and credentials follow the spec
+            body = want.body(credentials)
+            self.call.send("PUT", self.admin(), stores.item_path(want), step, refused,
+                           {"type": body["type"], "config": body["config"]})
 
     def identity_writes(self, outcome: Outcome) -> None:
         """Give the server the spec's identity-provider settings where they changed since the
@@ -439,7 +515,7 @@ def related_resources(request: object) -> dict:
     """DecoratorController customize: the Secrets a poll may read, in the parent's namespace."""
     name, namespace, _, parsed = spec.read_parent(request, "parent")
     polling = credentials_secret(name, parsed) or f"{name}-{layout.OPERATOR_SUFFIX}"
-    names = {admin_secret(name, parsed)[0], polling, *parsed.api_kept_secrets()}
+    names = {admin_secret(name, parsed)[0], polling, f"{name}-{layout.MANAGER_SUFFIX}", *parsed.api_kept_secrets()}
     if parsed.control_plane.cert_secret_name is not None:
         names.add(parsed.control_plane.cert_secret_name)
     return {"relatedResources": [

@@ -15,6 +15,11 @@ USERNAME_KEY, PASSWORD_KEY = "username", "password"
 # (a child of the sync hook): the Go operator's names, so a server it made keeps working.
 OPERATOR_USER = "k8s-operator"
 OPERATOR_SUFFIX = "operator-credentials"
+# The account declared shares, users and groups are written with (role admin: DittoFS lets no
+# other role write them), and its Secret (a child of the sync hook, provisioned by discovery).
+MANAGER_USER = "k8s-manager"
+MANAGER_SUFFIX = "manager-credentials"
+ACCOUNT_SUFFIXES = (OPERATOR_SUFFIX, MANAGER_SUFFIX)
 
 # Environment variables (viper: prefix DITTOFS, keys joined by `_`).
 ENV_JWT_SECRET = "DITTOFS_CONTROLPLANE_SECRET"            # at least 32 characters

@@ -85,6 +85,10 @@ class Applied:
     snapshot_policies: tuple[tuple[str, str], ...] = ()
     portmapper_turned_on: bool = False
     providers: tuple[tuple[str, Provider], ...] = ()
+    # The declared stores made in DittoFS, by `kind/name`, each with a digest of what was sent.
+    stores: tuple[tuple[str, str], ...] = ()
+    # A digest of the manager account's Secret (name and resourceVersion) it was last provisioned with.
+    manager: str | None = None
 
     def provider(self, name: str) -> Provider | None:
         return dict(self.providers).get(name)
@@ -94,6 +98,10 @@ class Applied:
                        "snapshotPolicies": dict(self.snapshot_policies)}
         if self.providers:   # absent otherwise, so annotations written before it read the same
             found["identityProviders"] = {name: p.encoded() for name, p in self.providers}
+        if self.stores:
+            found["stores"] = dict(self.stores)
+        if self.manager is not None:
+            found["manager"] = self.manager
         return json.dumps(found, separators=(",", ":"), sort_keys=True)
 
 
@@ -116,11 +124,17 @@ def applied_from_text(raw: str) -> Applied:
         return Applied()
     portmapper = found.get("portmapper")
     policies = found.get("snapshotPolicies")
-    policies = policies if isinstance(policies, dict) else {}
     providers = found.get("identityProviders")
     providers = providers if isinstance(providers, dict) else {}
     read = ((name, Provider.read(value)) for name, value in providers.items() if isinstance(name, str))
-    return Applied(portmapper if isinstance(portmapper, str) else None,
-                   tuple(sorted((k, v) for k, v in policies.items() if isinstance(k, str) and isinstance(v, str))),
+    manager = found.get("manager")
+    return Applied(portmapper if isinstance(portmapper, str) else None, _pairs(policies),
                    found.get("portmapperTurnedOn") is True,
-                   tuple(sorted((name, p) for name, p in read if p is not None)))
+                   tuple(sorted((name, p) for name, p in read if p is not None)),
+                   _pairs(found.get("stores")), manager if isinstance(manager, str) else None)
+
+
+def _pairs(found: object) -> tuple[tuple[str, str], ...]:
+    """A {str: str} object as sorted pairs; anything else in it is dropped."""
+    items = found.items() if isinstance(found, dict) else ()
+    return tuple(sorted((k, v) for k, v in items if isinstance(k, str) and isinstance(v, str)))

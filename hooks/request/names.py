@@ -56,3 +56,11 @@ def label_value(sanitized: str) -> str:
 
 def is_dns1035_label(name: str, limit: int = DNS_LABEL_MAX) -> bool:
     return len(name) <= limit and DNS1035_LABEL.match(name) is not None
+
+
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def is_dns1123_subdomain(name: str) -> bool:
+    """A name Kubernetes accepts for most objects (at most 253 characters)."""
+    return len(name) <= 253 and DNS1123_SUBDOMAIN.match(name) is not None

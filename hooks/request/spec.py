@@ -10,7 +10,7 @@ import pydantic
 from pydantic import AfterValidator, Field
 from pydantic.alias_generators import to_camel
 
-from hooks.request import caching, durations, errors, names, observed
+from hooks.request import caching, durations, errors, names, observed, stores
 
 GROUP = "dittofs.dittofs.com"
 KIND = "DittoServer"
@@ -338,6 +338,10 @@ UNSUPPORTED_MESSAGE = "is a DittoFS operator field that this version of dittofs-
 MESSAGES = {"percona": "percona cannot be a child of a Metacontroller parent (its database would be deleted with the server); create the PerconaPGCluster yourself and name its user Secret in database.postgresSecretRef (README: The DittoServer resource)"}
 
 
+# The field `stores` below would hide the module inside the class body.
+Stores = stores.Stores
+
+
 class DittoServerSpec(Model):
     # None: the image of the DittoFS version the hook writes for (`dittofs.version.IMAGE`).
     image: Annotated[str, Field(min_length=1)] | None = None
@@ -354,6 +358,8 @@ class DittoServerSpec(Model):
     adapter_services: AdapterServices = Field(default_factory=AdapterServices)
     service: ApiService = Field(default_factory=ApiService)
     snapshot_policies: Annotated[tuple[SnapshotPolicy, ...], AfterValidator(_one_per_share)] = ()
+    # Made through DittoFS's API by `/discover` (they live in its control-plane database).
+    stores: Stores = Field(default_factory=Stores)
     resources: PassThrough | None = None
     # At least 36: 30 s gets the server killed mid-flush (DittoFS #938). The default covers the
     # preStop sleep, three shutdown stages of 30 s, and 10 s to spare.
@@ -372,6 +378,11 @@ class DittoServerSpec(Model):
     def _ports_differ(self) -> "DittoServerSpec":
         if self.metrics.port == self.control_plane.port:
             raise ValueError("metrics.port must differ from controlPlane.port")
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _stores_on_claims(self) -> "DittoServerSpec":
+        self.stores.check_claims(self.storage.content_size is not None)
         return self
 
     def referenced_secrets(self) -> list[str]:
@@ -408,7 +419,7 @@ class DittoServerSpec(Model):
         ldap, machine = self.identity.ldap, self.identity.machine_account_on
         refs = [ldap.bind_password_secret_ref if ldap is not None else None,
                 machine.secret_ref if machine is not None else None]
-        return [ref.name for ref in refs if ref is not None]
+        return sorted({*(ref.name for ref in refs if ref is not None), *self.stores.credentials_secrets()})
 
 
 def _field_path(prefix: str, loc: tuple) -> str:

@@ -7,20 +7,24 @@ The core below it never imports Flask, so it runs the same under the CLI and the
 import hashlib
 import logging
 import time
+from datetime import datetime, timezone
 
 import flask
 import orjson
 from werkzeug import exceptions
 
 from hooks import __version__
-from hooks.children import sync
-from hooks.dittofs import discovery
-from hooks.request import adapters, errors
+from hooks.children import declared_status, sync
+from hooks.dittofs import decorate, discovery
+from hooks.request import adapters, declared, errors
 from hooks.web import auth, customize, logs, metrics, settings
 
 log = logging.getLogger("hooks.web.app")
 JSON = "application/json"
 SETTINGS, METRICS = "dittofs_settings", "dittofs_metrics"
+KEEPER = "dittofs_keeper"
+# The declared kinds' hooks, by the resource name in their routes.
+DECLARED = {"dittoshares": declared.SHARE, "dittousers": declared.USER, "dittogroups": declared.GROUP}
 OPEN_ROUTES = ("/healthz", "/metrics")   # probes and scrapers carry no token
 ETAG_PIECE = 2047   # CPython's hashlib releases the GIL for 2048 bytes or more
 
@@ -210,6 +214,28 @@ def register_routes(app: flask.Flask, config: settings.Settings, meter: metrics.
         note_parent(body, "parent")
         return respond(discovery.related_resources(body))
 
+    for resource, kind in DECLARED.items():
+        register_declared(app, resource, kind, request_json)
+
+
+def register_declared(app: flask.Flask, resource: str, kind: str, request_json) -> None:
+    """The customize, sync and finalize hooks of one declared kind, under /<resource>/."""
+    def customize_hook():
+        body = request_json()
+        note_parent(body, "parent")
+        return respond(decorate.related_resources(body, kind))
+
+    # One function: a finalize request is a sync request that says `finalizing: true`.
+    def sync_hook():
+        body = request_json()
+        note_parent(body, "object")
+        outcome = app.extensions[KEEPER].sync(body, kind)
+        return respond(declared_status.answer(outcome, body["object"], datetime.now(timezone.utc)))
+
+    app.add_url_rule(f"/{resource}/customize", f"{resource}_customize", customize_hook, methods=["POST"])
+    for hook in ("sync", "finalize"):
+        app.add_url_rule(f"/{resource}/{hook}", f"{resource}_{hook}", sync_hook, methods=["POST"])
+
 
 def create_app(config: settings.Settings | None = None, discovery_client: discovery.Discovery | None = None) -> flask.Flask:
     config = config or settings.Settings.from_env()
@@ -220,6 +246,8 @@ def create_app(config: settings.Settings | None = None, discovery_client: discov
     app.extensions[METRICS] = meter
     # One per process: its Session pools connections and its cache keeps login tokens.
     app.extensions[discovery.EXTENSION] = discovery_client or discovery.Discovery(url_template=config.api_url_template)
+    # The declared kinds' hooks share discovery's API client: one pool, one token cache.
+    app.extensions[KEEPER] = decorate.Keeper(app.extensions[discovery.EXTENSION].api, config.api_url_template)
     register_errors(app)
     register_observability(app, meter, logs.CallLog())
     register_auth(app, auth.source(config.token, config.token_file))

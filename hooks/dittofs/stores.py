@@ -1,0 +1,101 @@
+"""The declared stores (`spec.stores`) as DittoFS v0.29's API takes them, and how `/discover`
+makes them: `POST /api/v1/store/metadata` and `/api/v1/store/block/{local,remote}` with
+`{name, type, config}`, `config` a JSON text (what `dfsctl store ... add` sends).
+
+Paths are derived, never given: a badger store in a folder of its name on the `metadata` claim,
+an `fs` store on the `content` claim. A store is made once; one that exists already (made by
+hand, or before the control-plane database was made anew) is taken as it is when its type
+matches, and reported otherwise: the hook never rewrites a store that may hold data. Only an
+s3 store's settings are sent again when they change (credentials rotate). Stores removed from
+the spec are left in DittoFS, as shares may still use them.
+"""
+import hashlib
+import json
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from hooks.dittofs import layout
+from hooks.request import stores
+
+METADATA, LOCAL, REMOTE = "metadata", "local", "remote"
+PATHS = {METADATA: "/api/v1/store/metadata", LOCAL: "/api/v1/store/block/local", REMOTE: "/api/v1/store/block/remote"}
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One store as DittoFS should hold it. `secret` names the s3 credentials Secret, whose
+    values are added to the config only when it is sent (they never reach a digest)."""
+
+    kind: str
+    name: str
+    type: str
+    config: dict
+    secret: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def path(self) -> str:
+        return PATHS[self.kind]
+
+    def body(self, credentials: dict | None = None) -> dict:
+        config = {**self.config, **(credentials or {})}
+        return {"name": self.name, "type": self.type, "config": json.dumps(config, sort_keys=True, separators=(",", ":"))}
+
+    def digest(self, secret_version: str | None = None) -> str:
+        text = json.dumps([self.body(), self.secret, secret_version], sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def metadata_path(name: str) -> str:
+    return f"{layout.MOUNTS['metadata']}/{name}"
+
+
+def local_path(name: str) -> str:
+    return f"{layout.MOUNTS['content']}/{name}"
+
+
+def _s3_config(s3: stores.S3) -> dict:
+    config = {"bucket": s3.bucket, "region": s3.region}
+    if s3.endpoint:
+        config["endpoint"] = s3.endpoint
+    if s3.prefix:
+        config["prefix"] = s3.prefix
+    if s3.allow_private_endpoint:
+        config["allow_private_endpoint"] = True
+    return config
+
+
+def wanted(declared: stores.Stores) -> list[Wanted]:
+    """Every declared store, metadata first (a share needs its stores before it is made)."""
+    found = [Wanted(METADATA, s.name, s.type, {"path": metadata_path(s.name)} if s.type == "badger" else {})
+             for s in declared.metadata]
+    found += [Wanted(LOCAL, s.name, s.type, {"path": local_path(s.name)} if s.type == "fs" else {})
+              for s in declared.local]
+    found += [Wanted(REMOTE, s.name, s.type, _s3_config(s.s3) if s.s3 is not None else {},
+                     s.s3.credentials_secret_ref.name if s.s3 is not None else None)
+              for s in declared.remote]
+    return found
+
+
+def mismatch(want: Wanted, held: dict) -> str | None:
+    """Why an existing store cannot be taken for the declared one, or None."""
+    if held.get("type") != want.type:
+        return f"{want.kind} store {want.name} exists in DittoFS with type {held.get('type')!r}, not {want.type!r}"
+    config = held.get("config")
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            config = None
+    path = config.get("path") if isinstance(config, dict) else None
+    if "path" in want.config and path != want.config["path"]:
+        return (f"{want.kind} store {want.name} exists in DittoFS with path {path!r}, not {want.config['path']!r}; "
+                "it is left as it is")
+    return None
+
+
+def item_path(want: Wanted) -> str:
+    return f"{want.path}/{quote(want.name, safe='')}"
