@@ -2,8 +2,10 @@
 # Install the Debian packages the real-server tests start: PostgreSQL (a private cluster per
 # test session), etcd (the store of the session's kube-apiserver, tests/apiserver.py), OpenLDAP's
 # slapd and its tools (a private directory per session), MIT Kerberos's ktutil (keytabs for
-# DittoFS's Kerberos provider), and iproute2 (`ip`, to bring up loopback in a pod's network
-# namespace). Does nothing when they are already there.
+# DittoFS's Kerberos provider), iproute2 (`ip`, to bring up loopback in a pod's network
+# namespace), and the real file clients the data-path tests drive (tests/clients.py): libnfs's
+# nfs-cp/nfs-ls (NFSv3 from user space, no kernel mount) and Samba's smbclient. Does nothing
+# when they are already there.
 set -euo pipefail
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
@@ -13,6 +15,8 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v ldapadd >/dev/null || missing+=(ldap-utils)
 command -v ktutil >/dev/null || missing+=(krb5-user)
 command -v unshare >/dev/null && command -v nsenter >/dev/null || missing+=(util-linux)
+command -v nfs-cp >/dev/null && command -v nfs-ls >/dev/null || missing+=(libnfs-utils)
+command -v smbclient >/dev/null || missing+=(smbclient)
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}" >&2
   SUDO=; [[ $(id -u) -ne 0 ]] && SUDO=sudo

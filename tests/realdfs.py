@@ -12,7 +12,8 @@ changing only what a pod gets from Kubernetes and a test cannot give, each in on
 - the pod's network: the server runs in a network namespace of its own (as a pod does), so it
   listens on exactly what its config says, the Go operator's fixed adapter ports included,
   and nothing of it reaches the machine's interfaces; `PortForward` maps each container port
-  to a free port on 127.0.0.1 (as `kubectl port-forward` does).
+  to a free port on 127.0.0.1 (as `kubectl port-forward` does), and `Server.forward` any other
+  port the server listens on (an adapter made through the API).
 
 Needs root (network namespaces), `unshare`/`nsenter`/`ip` (util-linux, iproute2) and the
 binaries that `scripts/build-dfs.sh` builds (`make test` runs it).
@@ -370,6 +371,25 @@ class Server:
             self.proc = self.namespace.run([*as_user, *self.argv()], env=env, stdout=out,
                                            stderr=subprocess.STDOUT, start_new_session=True)
         return self
+
+    def forward(self, port: int) -> int:
+        """A port on 127.0.0.1 that reaches `port` inside the pod's network namespace, whether or
+        not the container declares it (an adapter made through DittoFS's API listens on a port the
+        StatefulSet may not name); one forward per port, closed with the server."""
+        name = next((n for n, p in self.pod.ports.items() if p == port), f"port-{port}")
+        if name not in self.forwards:
+            self.forwards[name] = PortForward.into(self.namespace, port)
+        return self.forwards[name].port
+
+    def kill(self) -> None:
+        """SIGKILL to the server's process group, as a pod that crashes or loses its node:
+        nothing is flushed or closed (stop() is the kubelet's graceful SIGTERM)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
 
     def stop(self) -> None:
         if self.proc is None:
