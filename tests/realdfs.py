@@ -8,7 +8,9 @@ group, the volumes group-writable and the config read-only, as the kubelet lays 
 changing only what a pod gets from Kubernetes and a test cannot give, each in one function here:
 
 - `mount_paths`: every mount path maps to a folder of the pod's own temporary directory, and
-  paths in `config.yaml` and the arguments are mapped the same way;
+  paths in `config.yaml` and the arguments are mapped the same way; the volumes under `/data`
+  are also bind-mounted at their own paths in a mount namespace of the server's (`pod_mounts`),
+  so a path that reaches DittoFS through its API (a store's, from the hooks) lands on the volume;
 - the pod's network: the server runs in a network namespace of its own (as a pod does), so it
   listens on exactly what its config says, the Go operator's fixed adapter ports included,
   and nothing of it reaches the machine's interfaces; `PortForward` maps each container port
@@ -26,6 +28,7 @@ import ctypes
 import os
 import re
 import selectors
+import shlex
 import shutil
 import signal
 import socket
@@ -161,6 +164,23 @@ def mount_paths(pod: Pod, root: Path) -> dict[str, str]:
             os.chmod(local, 0o2775)
         found[path] = str(local)
     return found
+
+
+DATA_ROOT = "/data"
+
+
+def pod_mounts(paths: dict[str, str]) -> list[str]:
+    """A prefix of argv that runs the rest in a mount namespace of its own, where each volume
+    mounted under /data is at its pod path (a tmpfs on /data holds the mount points, so the
+    machine's /data, made empty if missing, is never written)."""
+    under = {path: local for path, local in paths.items() if path.startswith(DATA_ROOT + "/")}
+    if not under:
+        return []
+    os.makedirs(DATA_ROOT, exist_ok=True)
+    steps = [f"mount -t tmpfs -o mode=0755 dittofs-pod {DATA_ROOT}"]
+    for path in sorted(under):
+        steps.append(f"mkdir -p {shlex.quote(path)} && mount --bind {shlex.quote(under[path])} {shlex.quote(path)}")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", " && ".join(steps) + ' && exec "$@"', "pod"]
 
 
 def _localized(value: str, paths: dict[str, str]) -> str:
@@ -368,8 +388,8 @@ class Server:
         groups = ",".join(str(g) for g in dict.fromkeys([gid, *([fs_group] if fs_group is not None else [])]))
         as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={groups}", "--"]
         with self.log.open("ab") as out:
-            self.proc = self.namespace.run([*as_user, *self.argv()], env=env, stdout=out,
-                                           stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = self.namespace.run([*pod_mounts(mount_paths(self.pod, self.root)), *as_user, *self.argv()],
+                                           env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def forward(self, port: int) -> int:

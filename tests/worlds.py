@@ -56,6 +56,24 @@ class World:
         assert found.status_code == 200, found.text
         return found.json()
 
+    def keep(self, obj: dict, finalizing: bool = False, attachments: list[dict] = ()) -> dict:
+        """One call of a declared kind's DecoratorController (sync, or finalize when
+        `finalizing`), with what its customize hook relates: the server, its Secrets and the
+        user's. Status, annotations and attachments are kept as Metacontroller keeps them."""
+        resource = obj["kind"].lower() + "s"
+        kept = obj.setdefault("attachments", [])
+        request = {"controller": {}, "object": {k: v for k, v in obj.items() if k != "attachments"},
+                   "finalizing": finalizing, "attachments": factory.children_map(list(attachments) or kept, "v2"),
+                   "related": factory.children_map([self.parent, *self.related], "v2",
+                                                   groups=("DittoServer.dittofs.dittofs.com/v1alpha1", "Secret.v1"))}
+        found = requests.post(f"{self.hook}/{resource}/{'finalize' if finalizing else 'sync'}", json=request, timeout=30)
+        assert found.status_code == 200, found.text
+        answer = found.json()
+        obj["status"] = answer["status"]
+        obj["metadata"].setdefault("annotations", {}).update(answer.get("annotations") or {})
+        obj["attachments"] = [{**a, "metadata": {**a["metadata"], "resourceVersion": "1"}} for a in answer["attachments"]]
+        return answer
+
     def state(self) -> controlplane.State:
         return controlplane.read_state(self.last["annotations"])
 
@@ -69,6 +87,12 @@ class World:
     def admin(self, password: str | None = None) -> dict:
         token = self.server.login("admin", password or self.bootstrap_password())["access_token"]
         return {"Authorization": f"Bearer {token}"}
+
+
+def declared(kind: str, name: str, spec: dict, namespace: str = "storage") -> dict:
+    """A DittoShare, DittoUser or DittoGroup as the API server returns it."""
+    return {"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": kind,
+            "metadata": {"name": name, "namespace": namespace, "generation": 1, "uid": f"u-{name}"}, "spec": spec}
 
 
 @contextlib.contextmanager

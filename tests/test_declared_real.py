@@ -1,0 +1,174 @@
+"""Shares, users and groups declared in Kubernetes, against the real `dfs` and the hook on a real
+gunicorn (tests/worlds.py): the DittoServer's stores made by `/discover`, a DittoGroup, a
+DittoUser and a DittoShare kept in step by their hooks, and real clients (tests/clients.py)
+proving the data path: bytes written over NFS and SMB read back after a SIGKILL, a rotated
+password refused and replaced with no restart, drift put back, and each deletion policy.
+"""
+import base64
+import copy
+import hashlib
+import os
+
+import pytest
+import requests
+
+from hooks.dittofs import layout
+from hooks.request import controlplane
+from tests import clients, realdfs
+from tests.worlds import b64, declared, secret, world
+
+pytestmark = pytest.mark.dittofs
+
+NFS_PORT, SMB_PORT = 12049, 1445      # the adapters a fresh DittoFS makes
+SPEC = {"storage": {"metadataSize": "1Gi", "contentSize": "1Gi"},
+        "stores": {"metadata": [{"name": "meta", "type": "badger"}], "local": [{"name": "blocks", "type": "fs"}]}}
+UID = GID = 2001
+PASSWORD, ROTATED = "alice-password-1", "alice-password-2"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def condition(obj: dict, kind: str) -> dict:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
+
+
+def objects():
+    group = declared("DittoGroup", "editors", {"server": "demo", "gid": 3000})
+    user = declared("DittoUser", "alice", {"server": "demo", "uid": UID, "gid": GID, "groups": ["editors"],
+                                          "passwordSecretRef": {"name": "alice-password"}})
+    share = declared("DittoShare", "export", {"server": "demo", "metadataStore": "meta", "localStore": "blocks",
+                                              "owner": "alice", "permissions": [{"user": "alice", "level": "read-write"},
+                                                                                {"group": "editors", "level": "read"}]})
+    return group, user, share
+
+
+def api_get(w, path: str) -> requests.Response:
+    return requests.get(w.server.url() + path, headers=w.admin(), timeout=10)
+
+
+def test_one_apply_gives_a_share_real_clients_write_to_and_read_back(tmp_path):
+    password = secret("alice-password", **{"password": PASSWORD})
+    with world(tmp_path, SPEC, secrets=[password]) as w:
+        found = w.discover()
+        applied = controlplane.read_applied(found["annotations"])
+        assert dict(applied.stores).keys() == {"metadata/meta", "local/blocks"} and applied.manager
+        assert w.state().reason == controlplane.AUTHENTICATED
+        # The stores are on the claims, under the paths the hook derived.
+        assert (w.server.volume(layout.MOUNTS["metadata"]) / "meta").is_dir()
+        assert (w.server.volume(layout.MOUNTS["content"]) / "blocks").is_dir()
+
+        group, user, share = objects()
+        for obj in (group, user, share):
+            w.keep(obj)
+            assert condition(obj, "Synced")["status"] == "True", obj["status"]
+            assert condition(obj, "Ready")["status"] == "True", obj["status"]
+        assert condition(share, "Synced")["message"] == ("created share /export; granted read to group editors; "
+                                                         "granted read-write to user alice")
+        assert share["status"]["shareName"] == "/export" and share["status"]["server"] == "demo"
+        assert api_get(w, "/api/v1/users/alice").json()["groups"] == ["editors"]
+
+        written = os.urandom(2 * 1024 * 1024 + 777)
+        nfs, smb = w.server.forward(NFS_PORT), w.server.forward(SMB_PORT)
+        clients.nfs_write(nfs, "/export", "nfs.bin", written, uid=UID, gid=GID)
+        over_smb = os.urandom(300 * 1024)
+        clients.smb_put(smb, "/export", "alice", PASSWORD, "smb.bin", over_smb)
+
+        # A steady state: one read per object (a share's permissions too), no write, no login,
+        # and a status that no longer changes (so Metacontroller writes nothing).
+        w.keep(share)
+        assert condition(share, "Synced")["message"] == "DittoFS holds /export as declared"
+        w.api.forget()
+        before = copy.deepcopy(share["status"])
+        for obj in (group, user, share):
+            w.keep(obj)
+        assert share["status"] == before
+        assert w.api.requests() == [("GET", "/api/v1/groups/editors", None), ("GET", "/api/v1/users/alice", None),
+                                    ("GET", "/api/v1/shares/%2Fexport", None),
+                                    ("GET", "/api/v1/shares/%2Fexport/permissions", None)]
+
+        # Drift is put back, and the status says what was changed.
+        changed = requests.put(w.server.url() + "/api/v1/shares/export", headers=w.admin(), timeout=10,
+                               json={"read_only": True, "default_permission": "read"})
+        assert changed.status_code == 200, changed.text
+        w.keep(share)
+        assert condition(share, "Synced")["message"] == "share /export: set default_permission, read_only"
+        held = api_get(w, "/api/v1/shares/export").json()
+        assert (held["read_only"], held["default_permission"]) == (False, "none")
+
+        # A pod crash: SIGKILL, then a start from the same volumes. Every byte is back.
+        w.server.kill()
+        w.server.start().wait_healthy(realdfs.startup_budget(w.server.pod))
+        assert sha(clients.nfs_read(nfs, "/export", "nfs.bin", uid=UID, gid=GID)) == sha(written)
+        assert sha(clients.smb_get(smb, "/export", "alice", PASSWORD, "smb.bin")) == sha(over_smb)
+
+        # The password Secret rotated: DittoFS gets it through the API, with no restart.
+        pid = w.server.proc.pid
+        rotated = secret("alice-password", version="2", **{"password": ROTATED})
+        w.related = [rotated if s is password else s for s in w.related]
+        w.keep(user)
+        assert "set the password of alice" in condition(user, "Synced")["message"]
+        with pytest.raises(clients.ClientError) as refused:
+            clients.smb_logon(smb, "/export", "alice", PASSWORD)
+        assert refused.value.denied
+        assert sha(clients.smb_get(smb, "/export", "alice", ROTATED, "smb.bin")) == sha(over_smb)
+        assert w.server.proc.pid == pid
+        w.keep(user)
+        assert condition(user, "Synced")["message"] == "DittoFS holds alice as declared"   # once, not every poll
+
+        # Deleting with Retain (the default) leaves the share and its bytes.
+        share["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+        assert w.keep(share, finalizing=True)["finalized"] is True
+        assert api_get(w, "/api/v1/shares/export").status_code == 200
+        assert sha(clients.nfs_read(nfs, "/export", "nfs.bin", uid=UID, gid=GID)) == sha(written)
+        # With Delete, the share goes (its data stays in the stores, as DittoFS does).
+        share["spec"]["deletionPolicy"] = "Delete"
+        assert w.keep(share, finalizing=True)["finalized"] is True
+        assert api_get(w, "/api/v1/shares/export").status_code == 404
+
+
+def test_a_generated_password_is_made_once_and_logs_in(tmp_path):
+    with world(tmp_path, SPEC) as w:
+        w.discover()
+        user = declared("DittoUser", "bob", {"server": "demo", "uid": 2002, "gid": 2002})
+        first = w.keep(user)
+        (made,) = first["attachments"]
+        assert made["metadata"]["name"] == "bob-password"
+        assert condition(user, "Synced")["reason"] == "PasswordMissing"   # DittoFS gets it once it is stored
+        assert api_get(w, "/api/v1/users/bob").status_code == 404
+        second = w.keep(user)
+        assert second["attachments"][0]["data"] == made["data"]            # kept, never made again
+        assert condition(user, "Synced")["status"] == "True", user["status"]
+        password = base64.b64decode(made["data"]["password"]).decode()
+        assert len(password) == 32
+        w.server.login("bob", password)
+
+
+def test_what_cannot_be_done_is_a_reason_and_asks_nothing_of_dittofs(tmp_path):
+    with world(tmp_path, SPEC) as w:
+        w.discover()
+        w.api.forget()
+        lost = declared("DittoShare", "lost", {"server": "elsewhere", "metadataStore": "meta", "localStore": "blocks"})
+        w.keep(lost)
+        assert condition(lost, "Ready")["reason"] == "ServerNotFound"
+        undeclared = declared("DittoShare", "odd", {"server": "demo", "metadataStore": "meta", "localStore": "nope"})
+        w.keep(undeclared)
+        synced = condition(undeclared, "Synced")
+        assert (synced["status"], synced["reason"]) == ("False", "StoreNotDeclared")
+        assert "local store nope is not declared in DittoServer demo spec.stores.local" == synced["message"]
+        assert w.api.requests() == []
+        # A permission for a user DittoFS does not have: DittoFS's word, and the share is made.
+        grant = declared("DittoShare", "grant", {"server": "demo", "metadataStore": "meta", "localStore": "blocks",
+                                                 "permissions": [{"user": "nobody", "level": "read"}]})
+        w.keep(grant)
+        synced = condition(grant, "Synced")
+        assert (synced["status"], synced["reason"]) == ("False", "UnknownReference")
+        assert "User not found" in synced["message"] and "DittoUser" in synced["message"]
+        # Deleting it with the server unreachable never says it is done.
+        grant["spec"]["deletionPolicy"] = "Delete"
+        grant["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+        w.server.stop()
+        answer = w.keep(grant, finalizing=True)
+        assert answer["finalized"] is False
+        assert condition(grant, "Synced")["reason"] == controlplane.UNREACHABLE
