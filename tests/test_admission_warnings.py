@@ -203,20 +203,6 @@ def _established(api: kube.Api) -> bool:
 
 @pytest.mark.apiserver
 @pytest.mark.timeout(300)
-def test_the_server_type_checks_every_expression_against_the_crd(apiserver, policy):
-    """The server type-checks the policy's expressions against the CRD's schema and reports
-    what does not check (a misspelt field) in its status: nothing."""
-    def checked():
-        found = apiserver.call("GET", f"{ADMISSION}/validatingadmissionpolicies/{POLICY['metadata']['name']}")
-        return found if (found.get("status") or {}).get("observedGeneration") == found["metadata"]["generation"] \
-            else None
-    status = kube.poll(checked, "the policy type-checked")["status"]
-    assert not (status.get("typeChecking") or {}).get("expressionWarnings"), status
-    assert not [c for c in status.get("conditions") or [] if c.get("status") == "False"], status
-
-
-@pytest.mark.apiserver
-@pytest.mark.timeout(300)
 @pytest.mark.parametrize("spec, expected", WARNS.values(), ids=WARNS.keys())
 def test_the_server_warns_on_create_and_stores_the_object(apiserver, policy, spec, expected):
     obj = dittoserver(spec, f"w-{next(_numbers)}", policy)
@@ -260,3 +246,32 @@ def test_the_server_warns_on_an_update_that_changes_the_spec_and_not_on_an_annot
     stored["spec"]["controlPlane"]["port"] = 8080
     response = replace(apiserver, stored)
     assert response.ok and sent_warnings(response) == []
+
+
+@pytest.mark.apiserver
+@pytest.mark.timeout(300)
+def test_a_failing_expression_only_warns_too(apiserver, policy):
+    """`failurePolicy: Fail` under a Warn-only binding: an expression that fails at run time
+    becomes a warning as well, never a refusal (shown with a copy whose expression cannot work)."""
+    name = "broken-warnings.dittofs.dittofs.com"
+    broken = copy.deepcopy(POLICY)
+    broken["metadata"]["name"] = name
+    broken["spec"]["validations"] = [{"expression": "object.spec.noSuchField == 1", "message": "unused"}]
+    binding = {**copy.deepcopy(BINDING), "metadata": {"name": name}}
+    binding["spec"]["policyName"] = name
+    installed = [(f"{ADMISSION}/validatingadmissionpolicies", broken),
+                 (f"{ADMISSION}/validatingadmissionpolicybindings", binding)]
+    for collection, obj in installed:
+        apiserver.call("POST", collection, json=obj)
+    try:
+        obj = dittoserver(f.SPEC, f"b-{next(_numbers)}", policy)
+
+        def failure_warned():
+            response = create(apiserver, obj, dry_run=True)
+            assert response.status_code == 201, response.text
+            return [text for text in sent_warnings(response) if f"'{name}'" in text]
+        (text,) = kube.poll(failure_warned, "the failing policy in force")
+        assert "noSuchField" in text and "resulted in error" in text
+    finally:
+        for collection, obj in reversed(installed):
+            apiserver.request("DELETE", f"{collection}/{obj['metadata']['name']}")
