@@ -6,6 +6,7 @@ operator v0.29 (`python -m hooks adopt`) under Metacontroller's adoption rules.
 """
 import copy
 import json
+from pathlib import Path
 
 import pytest
 
@@ -220,6 +221,30 @@ def test_a_server_made_by_this_hook_before_v029_upgrades_in_place():
     assert loop.live("Secret", "demo-admin-credentials") is None
     assert loop.live("Secret", "demo-jwt-secret") is not None
     assert loop.sync() == []
+
+
+def test_a_server_the_hook_wrote_before_the_go_operators_order_upgrades_without_a_roll():
+    """The children of revision 0289217 (adapter Service ports by name, the baseline policy
+    without its label, `metrics: {enabled: false}` in config.yaml), then today's hook: the
+    Services, the policy and the ConfigMap are written once, the pod is not rolled (the config
+    hash reads the file as before), and the next sync writes nothing."""
+    old = json.loads((Path(__file__).parent / "fixtures" / "upgrades" / "before_go_operator_order.json").read_text())
+    loop = Loop(old["spec"], [NFS, SMB], groups=f.WITH_POLICIES)
+    loop.cluster.apply(old["children"]["dynamic-apply"])
+    loop.mark_ready()
+    writes, templates = len(loop.cluster.writes), loop.cluster.pod_template_writes()
+    changes = loop.sync()
+    # The manager account's Secret is new since that revision: made once, beside the pod.
+    assert sorted((c.kind, c.name) for c in changes if c.action != "unchanged") == [
+        ("ConfigMap", "demo-config"), ("NetworkPolicy", "demo-baseline"), ("Secret", "demo-manager-credentials"),
+        ("Service", "demo-adapter-nfs")]
+    assert loop.cluster.pod_template_writes() == templates
+    assert "metrics" not in loop.live("ConfigMap", "demo-config")["data"]["config.yaml"]
+    assert loop.live("NetworkPolicy", "demo-baseline")["metadata"]["labels"]["dittofs.io/baseline-networkpolicy"] == "true"
+    # Dynamic apply keeps the live order of ports already there; the ports themselves are equal.
+    live = loop.live("Service", "demo-adapter-nfs")["spec"]["ports"]
+    assert sorted(p["name"] for p in live) == ["adapter-nfs", "mdns", "portmap"]
+    assert loop.sync() == [] and len(loop.cluster.writes) == writes + 4
 
 
 def test_a_status_flipping_between_int_and_float_never_settles(monkeypatch):

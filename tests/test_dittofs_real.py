@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 import copy
 import json
+import time
 
 import pytest
 import requests
@@ -64,6 +65,25 @@ def test_minimal_spec_starts_clean_and_probes_answer(tmp_path):
         uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
         groups = next(line.split()[1:] for line in status.splitlines() if line.startswith("Groups:"))
         assert set(uids) == {str(version.RUN_AS)} and str(pod.user[2]) in groups
+
+
+def test_metrics_off_writes_no_metrics_block_and_dfs_serves_no_metrics(tmp_path):
+    """The Go operator leaves `metrics:` out when metrics are off, and so does the hook: the
+    real server then starts clean and listens on no metrics port, neither DittoFS's default
+    (9090) nor the port the spec names while disabled."""
+    response = answer({**factory.SPEC, "metrics": {"enabled": False, "port": 9191}})
+    pod = realdfs.pod_of(response)
+    assert "metrics" not in pod.config and "metrics" not in pod.ports
+    with realdfs.running(pod, tmp_path) as server:
+        _clean_start(server)
+        assert requests.get(server.url("api") + "/health/ready", timeout=5).status_code == 200
+        # Once the adapters DittoFS makes at first boot listen, start-up is over.
+        deadline = time.monotonic() + 60
+        while not {12049, 1445} <= {port for _, port in server.namespace.listening()}:
+            assert time.monotonic() < deadline, server.output()[-3000:]
+            time.sleep(0.2)
+        ports = {port for _, port in server.namespace.listening()}
+    assert pod.ports["api"] in ports and not {9090, 9191} & ports, ports
 
 
 def test_full_spec_starts_clean_with_its_logging_metrics_and_tokens(tmp_path):

@@ -56,6 +56,7 @@ EXPECTED_CMD = ["gunicorn", "--config", "gunicorn.conf.py", "hooks.web.app:creat
 CORE_KINDS = {
     "Namespace", "Deployment", "Service", "PodDisruptionBudget", "ServiceAccount",
     "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
 }
 NAMESPACED_KINDS = {"Deployment", "Service", "PodDisruptionBudget", "ServiceAccount"}
 

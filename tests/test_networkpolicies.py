@@ -26,6 +26,10 @@ def test_baseline_allows_api_and_metrics():
     assert ingress_ports(base) == [{"port": 8080, "protocol": "TCP"}, {"port": 9100, "protocol": "TCP"}]
     assert base["spec"]["podSelector"] == {"matchLabels": {"app": "dittofs-server", "instance": "demo"}}
     assert base["spec"]["policyTypes"] == ["Ingress"]
+    # The Go operator's labels: its selector labels and the baseline marker (not the adapter one).
+    assert base["metadata"]["labels"] == {"app": "dittofs-server", "instance": "demo",
+                                          "app.kubernetes.io/managed-by": "dittofs-hooks",
+                                          "dittofs.io/baseline-networkpolicy": "true"}
 
 
 MDNS = {"port": 5353, "protocol": "UDP"}

@@ -125,10 +125,11 @@ def test_nfs_gets_portmapper_smb_gets_ws_discovery_and_both_mdns():
     nfs = f.child(resp, "Service", "demo-adapter-nfs")["spec"]["ports"]
     smb = f.child(resp, "Service", "demo-adapter-smb")["spec"]["ports"]
     mdns = {"name": "mdns", "port": 5353, "targetPort": 5353, "protocol": "UDP"}
+    # In the Go operator's order (its tests expect the adapter's port first, then the portmapper).
     assert nfs == [
         {"name": "adapter-nfs", "port": 12049, "targetPort": 12049, "protocol": "TCP"},
-        mdns,
         {"name": "portmap", "port": 111, "targetPort": 10111, "protocol": "TCP"},
+        mdns,
     ]
     assert smb == [{"name": "adapter-smb", "port": 12445, "targetPort": 12445, "protocol": "TCP"}, mdns,
                    {"name": "wsd", "port": 3702, "targetPort": 3702, "protocol": "UDP"},
@@ -144,11 +145,15 @@ def test_udp_portmapper_only_under_server_side_apply():
     ssa = run(f.parent(adapters=[NFS]), strategy="server-side-apply")
     assert "adapter-pm-udp" not in f.port_names(dynamic)
     assert {"name": "adapter-pm-udp", "containerPort": 10111, "protocol": "UDP"} in f.container_ports(ssa)
-    udp = [p for p in f.child(ssa, "Service", "demo-adapter-nfs")["spec"]["ports"] if p["protocol"] == "UDP"]
-    # The data port over UDP too (NLM, NSM, MOUNT; the Go operator's #1356), on the Service only.
-    assert udp == [{"name": "adapter-nfs-udp", "port": 12049, "targetPort": 12049, "protocol": "UDP"},
-                   {"name": "mdns", "port": 5353, "targetPort": 5353, "protocol": "UDP"},
-                   {"name": "portmap-udp", "port": 111, "targetPort": 10111, "protocol": "UDP"}]
+    service = f.child(ssa, "Service", "demo-adapter-nfs")["spec"]["ports"]
+    # The data port over UDP too (NLM, NSM, MOUNT; the Go operator's #1356), on the Service only;
+    # all in the Go operator's order: adapter, portmap, portmap-udp, the data port's twin, mDNS.
+    assert [(p["name"], p["protocol"]) for p in service] == [
+        ("adapter-nfs", "TCP"), ("portmap", "TCP"), ("portmap-udp", "UDP"), ("adapter-nfs-udp", "UDP"), ("mdns", "UDP")]
+    udp = [p for p in service if p["protocol"] == "UDP"]
+    assert udp == [{"name": "portmap-udp", "port": 111, "targetPort": 10111, "protocol": "UDP"},
+                   {"name": "adapter-nfs-udp", "port": 12049, "targetPort": 12049, "protocol": "UDP"},
+                   {"name": "mdns", "port": 5353, "targetPort": 5353, "protocol": "UDP"}]
     dynamic_udp = [p["name"] for p in f.child(dynamic, "Service", "demo-adapter-nfs")["spec"]["ports"] if p["protocol"] == "UDP"]
     assert dynamic_udp == ["mdns"]   # no UDP twin of a TCP port under dynamic apply
 
@@ -264,6 +269,34 @@ def test_config_has_no_key_that_dittofs_v029_ignores():
     assert config["controlplane"]["host"] == "0.0.0.0" and "issuer" not in config["controlplane"]["jwt"]
     assert config["metrics"] == {"enabled": True, "host": "0.0.0.0", "port": 9100, "path": "/m", "auth": "none"}
     assert config["logging"] == {"level": "WARN", "format": "text", "output": "/var/log/dfs.log"}
+
+
+def test_config_has_no_metrics_block_when_metrics_are_off():
+    """As the Go operator writes it; DittoFS's metrics are off unless the file turns them on
+    (tests/test_dittofs_real.py proves it on the real server)."""
+    for metrics in (None, {"enabled": False, "port": 9191, "path": "/m"}):
+        spec = f.SPEC if metrics is None else {**f.SPEC, "metrics": metrics}
+        config = yaml.safe_load(f.child(run(f.parent(spec=spec)), "ConfigMap", "demo-config")["data"]["config.yaml"])
+        assert "metrics" not in config and set(config) == {"logging", "shutdown_timeout", "database",
+                                                           "controlplane", "admin"}
+
+
+# configHash at 0289217, when config.yaml still had `metrics: {enabled: false}`: leaving the block
+# out must not roll the pods of servers whose metrics are off when the hook is upgraded.
+HASH_METRICS_OFF = "5010da8bd5a5df7f86a1255dfeeae621d5d9290df146d6299913483ca7210d57"
+HASH_METRICS_ON = "49a5256c55ffbcf8deecbee298639c9fc196b3e69c0e2d4c895ca8495973ec20"
+
+
+@pytest.mark.parametrize("spec, expected", [
+    (f.SPEC, HASH_METRICS_OFF),
+    ({**f.SPEC, "metrics": {"enabled": False, "port": 9191}}, HASH_METRICS_OFF),
+    ({**f.SPEC, "metrics": {"enabled": True}}, HASH_METRICS_ON),
+])
+def test_config_hash_is_what_earlier_revisions_computed(spec, expected):
+    resp = run(f.parent(spec=spec))
+    assert resp["status"]["configHash"] == expected
+    template = f.child(resp, "StatefulSet", "demo")["spec"]["template"]
+    assert template["metadata"]["annotations"]["dittofs.io/config-hash"] == expected
 
 
 def test_legacy_admin_secret_is_adopted_then_dropped_once_the_bootstrap_secret_exists():

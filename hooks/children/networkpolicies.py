@@ -7,6 +7,7 @@ then carries that group): Metacontroller refuses children of a kind it was not t
 from hooks.request import context, names, observed, ports
 
 ADAPTER_LABEL = "dittofs.io/adapter-networkpolicy"
+BASELINE_LABEL = "dittofs.io/baseline-networkpolicy"   # the Go operator's, so its tooling finds it
 
 
 def _policy(ctx: context.Context, name: str, allowed: list[dict], labels: dict | None = None) -> dict:
@@ -30,7 +31,7 @@ def baseline(ctx: context.Context) -> dict:
     allowed = [_allow(ctx.api_port)]
     if ctx.metrics_port is not None:
         allowed.append(_allow(ctx.metrics_port))
-    return _policy(ctx, ctx.child_name("baseline"), allowed)
+    return _policy(ctx, ctx.child_name("baseline"), allowed, {BASELINE_LABEL: "true"})
 
 
 def adapter(ctx: context.Context, adapter_type: str, plan: ports.Plan) -> dict:

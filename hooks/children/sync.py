@@ -85,9 +85,8 @@ def read(request: object, strategy: ports.Strategy, random_token: Callable[[int]
                       statefulset.observed_container_ports(ctx.statefulset), strategy)
     config_yaml = config.render(ctx.spec)
     applied = controlplane.read_applied(observed.dig(ctx.parent, "metadata", "annotations"))
-    restarting = config.render(ctx.spec, seeds=False) if config.has_seeds(ctx.spec) else config_yaml
     return Sync(ctx, plan, config_yaml,
-                config_hash(restarting, ctx.observed.related_secrets, ctx.spec.restarting_secrets(),
+                config_hash(config.restarting(ctx.spec, config_yaml), ctx.observed.related_secrets, ctx.spec.restarting_secrets(),
                             applied.portmapper_turned_on, kerberos_in_force(ctx.spec, applied)))
 
 

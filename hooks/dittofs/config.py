@@ -31,11 +31,14 @@ def document(s: spec.DittoServerSpec, seeds: bool = True) -> dict:
     database: dict = {"type": "postgres"} if s.database.uses_postgres else {
         "type": "sqlite", "sqlite": {"path": s.database.sqlite.path},
     }
-    metrics: dict = {"enabled": s.metrics.enabled}
+    # Metrics off: no `metrics:` block, as the Go operator writes it (DittoFS's metrics are off
+    # unless the file turns them on; tests/test_dittofs_real.py checks it on the real server).
+    metrics: dict = {}
     if s.metrics.enabled:
-        metrics.update(host=LISTEN_HOST, port=s.metrics.port, path=s.metrics.path, auth="none")
+        metrics = {"metrics": {"enabled": True, "host": LISTEN_HOST, "port": s.metrics.port,
+                               "path": s.metrics.path, "auth": "none"}}
         if s.metrics.bearer_token_secret is not None:   # `none` and `token` are all DittoFS accepts
-            metrics.update(auth="token", token_file=f"{layout.METRICS_TOKEN_DIR}/{layout.METRICS_TOKEN_FILE}")
+            metrics["metrics"].update(auth="token", token_file=f"{layout.METRICS_TOKEN_DIR}/{layout.METRICS_TOKEN_FILE}")
     controlplane: dict = {
         "host": LISTEN_HOST,
         "port": s.control_plane.port,
@@ -53,7 +56,7 @@ def document(s: spec.DittoServerSpec, seeds: bool = True) -> dict:
         "logging": {"level": s.logging.level, "format": s.logging.format, "output": s.logging.output},
         "shutdown_timeout": SHUTDOWN_TIMEOUT,
         "database": database,
-        "metrics": metrics,
+        **metrics,
         "controlplane": controlplane,
         "admin": {"username": s.identity.admin.username},
         **(identity.blocks(s) if seeds else {}),
@@ -63,6 +66,19 @@ def document(s: spec.DittoServerSpec, seeds: bool = True) -> dict:
 def render(s: spec.DittoServerSpec, seeds: bool = True) -> str:
     """config.yaml for a spec, cached by a fingerprint of the fields the document reads."""
     return _dump(orjson.dumps(document(s, seeds), option=orjson.OPT_SORT_KEYS))
+
+
+def restarting(s: spec.DittoServerSpec, rendered: str) -> str:
+    """The text the config hash reads: config.yaml (`rendered`, this spec's `render`) without
+    what DittoFS reads at first boot only (`has_seeds`), and with metrics off written
+    `metrics: {enabled: false}`, as this hook wrote the file before it left the block out like
+    the Go operator. The two mean the same to DittoFS, so upgrading the hook must not roll
+    every pod whose metrics are off."""
+    if s.metrics.enabled and not has_seeds(s):
+        return rendered   # the same text: spare a second rendering on every sync
+    tree = document(s, seeds=False)
+    tree.setdefault("metrics", {"enabled": False})
+    return _dump(orjson.dumps(tree, option=orjson.OPT_SORT_KEYS))
 
 
 def has_seeds(s: spec.DittoServerSpec) -> bool:

@@ -19,6 +19,7 @@ PORTMAPPER_TARGET = 10111   # where the NFS adapter's embedded portmapper listen
 PORTMAPPER_PORT = 111       # what NFS clients query on the Service
 PM_TCP_NAME = "adapter-nfs-pm"
 PM_UDP_NAME = "adapter-pm-udp"
+PM_SERVICE_NAME, PM_UDP_SERVICE_NAME = "portmap", "portmap-udp"
 # How clients find the adapters (DittoFS v0.29, the Go operator's #1609): every adapter answers
 # mDNS on one shared port; SMB adds WS-Discovery and its metadata exchange.
 MDNS = ("adapter-mdns", 5353, "UDP", "mdns")
@@ -96,9 +97,9 @@ def adapter_candidates(adapter: adapters.Adapter, strategy: Strategy) -> list[Po
     found = [Port(name, adapter.port, owner=adapter.type, service_name=name, service_port=adapter.port),
              _aux(adapter, MDNS, shared=True)]
     if adapter.is_nfs:
-        found.append(Port(PM_TCP_NAME, PORTMAPPER_TARGET, "TCP", adapter.type, False, "portmap", PORTMAPPER_PORT))
+        found.append(Port(PM_TCP_NAME, PORTMAPPER_TARGET, "TCP", adapter.type, False, PM_SERVICE_NAME, PORTMAPPER_PORT))
         if strategy == SERVER_SIDE:
-            found.append(Port(PM_UDP_NAME, PORTMAPPER_TARGET, "UDP", adapter.type, False, "portmap-udp", PORTMAPPER_PORT))
+            found.append(Port(PM_UDP_NAME, PORTMAPPER_TARGET, "UDP", adapter.type, False, PM_UDP_SERVICE_NAME, PORTMAPPER_PORT))
             # NLM, NSM and MOUNT over UDP on the data port (the Go operator's #1356).
             found.append(Port(f"{name}-udp", adapter.port, "UDP", adapter.type, False, f"{name}-udp",
                               adapter.port, service_only=True))
@@ -202,12 +203,27 @@ def _plan(state: adapters.State, api_port: int, metrics_port: int | None, dynami
     return Plan(tuple(kept), applied, tuple(conflicts), tuple(extra))
 
 
+# Where each auxiliary port goes on an adapter Service, in the Go operator's order (its tests
+# expect it): the adapter's own port, NFS's portmapper over TCP then UDP and its data port over
+# UDP, mDNS, then SMB's WS-Discovery.
+_SERVICE_ORDER = {PM_SERVICE_NAME: 1, PM_UDP_SERVICE_NAME: 2, MDNS[3]: 4, WSD[3]: 5, WSD_META[3]: 6}
+_DATA_PORT_UDP = 3
+
+
+def _service_rank(port: Port) -> tuple:
+    if port.primary:
+        return (0, port.service_name or "")
+    rank = _DATA_PORT_UDP if port.service_only else _SERVICE_ORDER.get(port.service_name, len(_SERVICE_ORDER) + 1)
+    return (rank, port.service_name or "")
+
+
 def service_ports(ports: tuple[Port, ...], strategy: Strategy) -> list[dict]:
-    """An adapter Service's ports, unique by the merge key of Service ports (port[, protocol])."""
+    """An adapter Service's ports in the Go operator's order, unique by the merge key of
+    Service ports (port[, protocol]): the adapter's own port comes first and wins a clash."""
     seen, found = set(), []
-    for port in sorted(ports, key=lambda p: (not p.primary, p.name)):
+    for port in sorted(ports, key=_service_rank):
         key = merge_key(port.service_port, port.protocol, strategy)
         if key not in seen:
             seen.add(key)
             found.append(port.as_service_port())
-    return sorted(found, key=lambda p: p["name"])
+    return found
