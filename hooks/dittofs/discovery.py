@@ -402,6 +402,7 @@ class Poll:
 # What one call did: polled and read the adapters, polled and failed, or called nothing.
 OK, FAILED, NOT_READY, BACKING_OFF = "ok", "failed", "not_ready", "backing_off"
 
+
 class Discovery:
     """The decorator hook's long-lived parts: the API client (its pooled connections and tokens)
     and where the API Services are."""
@@ -436,7 +437,7 @@ class Discovery:
         return self.decide(request)[0]
 
     def decide(self, request: object) -> tuple[dict, str]:
-        """The answer, and what the call did (`POLLS` below), for the metrics."""
+        """The answer, and what the call did (OK, FAILED, NOT_READY or BACKING_OFF), for the metrics."""
         target = self.target(request)
         why = pacing.not_ready(target.related, target.name, target.namespace)
         if why is not None:
