@@ -113,9 +113,9 @@ def server(app: str, response_file: Path, extra: list[str], log: Path, env: dict
             proc.wait()
 
 
-def wrk(url: str, body_file: Path, seconds: float, threads: int, connections: int) -> dict:
+def wrk(url: str, body_file: Path, seconds: float, threads: int, connections: int, path: str = "/sync") -> dict:
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
-            "-s", str(LUA), f"{url}/sync"]
+            "-s", str(LUA), f"{url}{path}"]
     done = subprocess.run(argv, env={**os.environ, "BENCH_BODY": str(body_file)}, capture_output=True,
                           text=True, timeout=seconds + 60, check=True)
     line = next((l for l in done.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)

@@ -1,7 +1,7 @@
-"""The benchmark's one table (markdown), from the JSON that bench/inprocess.py and
-bench/over_http.py wrote.
+"""The benchmark's tables (markdown), from the JSON that bench/inprocess.py, bench/over_http.py
+and bench/calls.py wrote, and the budget per server per minute made from the last.
 
-    .venv/bin/python -m bench.report bench/results/inprocess.json bench/results/http.json
+    .venv/bin/python -m bench.report bench/results/inprocess.json bench/results/http.json bench/results/calls.json
 """
 import json
 import os
@@ -117,10 +117,76 @@ def render(inprocess: list[dict], http: dict | None) -> str:
     return "\n".join(out) + "\n"
 
 
+CALL_NAMES = {
+    "sync-304": "`/sync` 304 (W1, unchanged parent)",
+    "sync-200": "`/sync` 200 (W1)",
+    "discover-steady": "`/discover`, ready and answering (one GET)",
+    "discover-refused": "`/discover`, ready, connection refused",
+    "discover-not-ready": "`/discover`, no ready replica (no DittoFS call)",
+}
+
+
+def budget(calls: dict, manifests: dict | None = None) -> list[tuple[str, dict, float, float]]:
+    """(state, hook calls per minute by call, DittoFS requests per minute, hook CPU ms per
+    minute) of one server with the default 30 s polling interval and the shipped manifests."""
+    from hooks.dittofs import client, pacing
+
+    found = manifests or resync_periods()
+    cc, dc = 60 / found["CompositeController"], 60 / found["DecoratorController"]
+    poll = 60 / 30.0
+    refreshes = 2 * 60 / (900 * client.TOKEN_REUSE_FRACTION)   # 2 workers, each its own token
+    cap = 60 / pacing.MAX_BACKOFF_SECONDS
+    states = [
+        ("no ready replica", {"discover-not-ready": 60 / pacing.NOT_READY_RESYNC_SECONDS + dc, "sync-304": cc}, 0.0),
+        ("ready and steady", {"discover-steady": poll + dc, "sync-304": cc}, poll + dc + refreshes),
+        ("ready, not answering (backoff at its cap)", {"discover-refused": cap + dc, "sync-304": cc}, cap + dc),
+    ]
+    return [(name, per, requests, sum(calls[c]["hook_cpu_us"] * n for c, n in per.items()) / 1000)
+            for name, per, requests in states]
+
+
+def resync_periods() -> dict:
+    import yaml
+
+    found = {}
+    for kind, file in (("CompositeController", "compositecontroller.yaml"),
+                       ("DecoratorController", "decoratorcontroller.yaml")):
+        found[kind] = yaml.safe_load((workloads.ROOT / "metacontroller" / file).read_text())["spec"]["resyncPeriodSeconds"]
+    return found
+
+
+def render_calls(found: dict) -> str:
+    calls = found["calls"]
+    out = [
+        "",
+        f"Per call over HTTP (bench/calls.py): CPU of the gunicorn processes per request, hook next to a bare "
+        f"Flask app doing the least the same answer needs (`bench.bare_app:create_calls_app()`); {found['rounds']} "
+        f"rounds of {found['seconds']:g} s, medians, ratios within each round.",
+        "",
+        "| call | hook CPU (µs) | bare CPU (µs) | hook / bare |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for call, name in CALL_NAMES.items():
+        c = calls[call]
+        out.append(f"| {name} | {c['hook_cpu_us']:.0f} | {c['bare_cpu_us']:.0f} | {c['ratio']:.2f}x |")
+    out += [
+        "",
+        "Budget per server per minute (polling interval 30 s, the shipped resync periods, 2 workers):",
+        "",
+        "| state | hook calls | DittoFS requests | hook CPU (ms) |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for name, per, requests, cpu in budget(calls):
+        listed = ", ".join(f"{n:.2f} {c}" for c, n in per.items())
+        out.append(f"| {name} | {sum(per.values()):.2f} ({listed}) | {requests:.2f} | {cpu:.2f} |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str]) -> int:
     inprocess = json.loads(Path(argv[1]).read_text())
     http = json.loads(Path(argv[2]).read_text()) if len(argv) > 2 and Path(argv[2]).exists() else None
-    sys.stdout.write(render(inprocess, http))
+    calls = json.loads(Path(argv[3]).read_text()) if len(argv) > 3 and Path(argv[3]).exists() else None
+    sys.stdout.write(render(inprocess, http) + (render_calls(calls) if calls else ""))
     return 0
 
 

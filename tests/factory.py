@@ -109,3 +109,29 @@ def port_names(response: dict, name: str = "demo") -> list[str]:
 
 def condition(response: dict, type_: str) -> dict | None:
     return next((c for c in response["status"]["conditions"] if c["type"] == type_), None)
+
+
+DISCOVERY_GROUPS = ("Secret.v1", "StatefulSet.apps/v1")   # what /discover/customize relates
+
+
+def statefulset(name="demo", namespace="storage", ready=1, replicas=1) -> dict:
+    """The StatefulSet `/discover` reads readiness from, as Metacontroller relates it (the
+    fields readiness needs; the full object is the sync hook's)."""
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas}, "status": {"replicas": replicas, "readyReplicas": ready}}
+
+
+def discovery_related(objects: list[dict], version: str = "v2") -> dict:
+    """A DecoratorController's `related`: only the groups its customize answer names."""
+    return children_map(objects, version, DISCOVERY_GROUPS)
+
+
+def merge_annotations(obj: dict, answer: dict | None) -> None:
+    """A DecoratorController answer's annotations, merged as Metacontroller merges them: listed
+    keys set, a null deletes one, the others untouched."""
+    annotations = obj["metadata"].setdefault("annotations", {})
+    for key, value in (answer or {}).items():
+        if value is None:
+            annotations.pop(key, None)
+        else:
+            annotations[key] = value

@@ -4,8 +4,16 @@ the cluster and applies the answers back to it.
 
 Status is written to the parent the way Metacontroller does (whole status, only when it
 differs), so a status that flips between calls shows up as a sync that never settles.
+
+Events, as Metacontroller's watches deliver them: every input the loop changes (the parent's
+spec or annotations, a child's status, a related Secret) and every write of a sync (a child,
+the parent's status) is an event, and `on_events()` syncs only while one is pending. What is
+left for a periodic resync is then what `resync()` finds: a sync with no event, later on the
+clock. `tests/test_convergence.py` shows it finds nothing, so no state relies on the resync
+period.
 """
 import copy
+from datetime import timedelta
 
 from hooks.children import sync
 from hooks.tools import applying
@@ -27,6 +35,9 @@ class Loop:
         self.related = list(related)
         self.status_writes = 0
         self.last: dict | None = None
+        self.now = f.NOW                # the hook's clock (condition transition times)
+        self.pending = True             # an event not synced yet: the parent was just created
+        self.event_syncs = 0            # syncs `on_events` made
 
     # --- inputs -------------------------------------------------------------------------------
     def set_adapters(self, adapters) -> None:
@@ -36,10 +47,22 @@ class Loop:
             annotations.pop("dittofs.io/adapters", None)
         else:
             annotations["dittofs.io/adapters"] = adapters if isinstance(adapters, str) else f.annotation(*adapters)
+        self.pending = True
 
     def set_spec(self, spec: dict) -> None:
         self.parent["spec"] = copy.deepcopy(spec)
         self.parent["metadata"]["generation"] += 1
+        self.pending = True
+
+    def set_annotation(self, key: str, value: str | None) -> None:
+        """What `/discover` writes (a null deletes), or anyone else."""
+        f.merge_annotations(self.parent, {key: value})
+        self.pending = True
+
+    def set_related(self, related: list[dict]) -> None:
+        """The related Secrets as they are now (created, rotated, deleted): a watched change."""
+        self.related = list(related)
+        self.pending = True
 
     # --- one round trip -----------------------------------------------------------------------
     def request(self) -> dict:
@@ -53,15 +76,37 @@ class Loop:
 
     def sync(self) -> list[applying.Change]:
         """One sync: the hook's answer applied to the cluster and the parent's status."""
-        self.last = sync.desired_state(self.request(), strategy=self.strategy, now=f.NOW,
+        self.last = sync.desired_state(self.request(), strategy=self.strategy, now=self.now,
                                        random_token=f.fake_token)
         status = dict(self.last["status"], observedGeneration=self.parent["metadata"]["generation"])
         # Type-exact, as Go's DeepEqual compares: with `!=`, 1 == 1.0 == True would hide a
         # status that flips between an int and a float on every sync.
+        status_writes = self.status_writes
         if not applying.same(self.parent.get("status"), status):
             self.parent["status"] = status
             self.status_writes += 1
-        return self.cluster.apply(self.last["children"])
+        changes = self.cluster.apply(self.last["children"])
+        # Each write is an event the next sync answers; a sync that wrote nothing leaves none.
+        self.pending = bool(changes) or self.status_writes != status_writes
+        return changes
+
+    def on_events(self, limit: int = 6) -> int:
+        """Sync only while an event is pending, as Metacontroller's watches trigger syncs;
+        the number of syncs made."""
+        made = 0
+        while self.pending:
+            if made == limit:
+                raise AssertionError(f"events still pending after {limit} syncs; last writes: {self.cluster.writes[-5:]}")
+            self.sync()
+            made += 1
+        self.event_syncs += made
+        return made
+
+    def resync(self, later: timedelta = timedelta(hours=1)) -> list[applying.Change]:
+        """A periodic resync: no event, `later` on the hook's clock. The changes it made (and
+        a status write shows in `status_writes`)."""
+        self.now += later
+        return self.sync()
 
     def settle(self, limit: int = 5) -> int:
         """Sync until a sync writes nothing (children or status); the number of syncs taken."""
@@ -85,8 +130,9 @@ class Loop:
     def live_port_set(self) -> set[tuple]:
         return {(p["name"], p["containerPort"], p["protocol"]) for p in self.live_ports()}
 
-    def mark_ready(self) -> None:
-        self.cluster.set_statefulset_status(self.parent["metadata"]["name"], ready=1)
+    def mark_ready(self, ready: int = 1) -> None:
+        self.cluster.set_statefulset_status(self.parent["metadata"]["name"], ready=ready)
+        self.pending = True
 
 
 def hook_statuses() -> list[dict]:

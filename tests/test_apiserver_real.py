@@ -297,6 +297,14 @@ def _desired_ports(loop: harness.Loop) -> set[tuple]:
 
 
 @pytest.mark.parametrize("strategy", [ports.SERVER_SIDE, ports.DYNAMIC])
+def test_every_input_converges_on_its_events_for_real_and_a_resync_finds_nothing(apiserver, strategy):
+    """The CompositeController's resync period is long because of this: every step converges on
+    the syncs its watched changes trigger, and a resync later writes nothing to the real server."""
+    loop = real_loop(apiserver, strategy, adapters=[convergence.NFS], groups=f.WITH_POLICIES)
+    convergence.assert_nothing_left_for_a_resync(loop)
+
+
+@pytest.mark.parametrize("strategy", [ports.SERVER_SIDE, ports.DYNAMIC])
 def test_each_adapter_change_converges_for_real_with_at_most_one_roll(apiserver, strategy):
     loop = convergence.settled(real_loop(apiserver, strategy))
     for adapters, _ in convergence.ADAPTER_SEQUENCE:

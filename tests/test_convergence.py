@@ -78,6 +78,85 @@ def test_each_adapter_change_converges_with_at_most_one_pod_template_write():
         assert loop.sync() == [] and len(loop.cluster.writes) == writes
 
 
+# --- events, not a clock: what a resync of the CompositeController can still find -----------------
+
+JWT = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "jwt", "namespace": "storage"},
+       "data": {"k": "b25lLXNpZ25pbmcta2V5LTAxMjM0NTY3ODkwMTIzNDU2Nzg5"}}
+JWT_ROTATED = {**JWT, "data": {"k": "dHdvLXNpZ25pbmcta2V5LTAxMjM0NTY3ODkwMTIzNDU2Nzg5"}}
+WITH_JWT = {**SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}}}}
+AUTHENTICATED = '{"message":"polling as k8s-operator","reason":"Authenticated"}'
+NOT_READY = '{"message":"StatefulSet demo has no ready replica yet","reason":"ServerNotReady"}'
+
+
+def event_steps() -> list[tuple[str, object]]:
+    """Every kind of input a parent sees, each one watched change (or a few at once)."""
+    steps = [
+        ("created", lambda loop: None),
+        ("a replica is ready", lambda loop: loop.mark_ready()),
+        ("discovery reports the control plane",
+         lambda loop: loop.set_annotation("dittofs.io/control-plane", AUTHENTICATED)),
+    ]
+    steps += [(f"adapters {[a['type'] for a in adapters]}", lambda loop, a=adapters: loop.set_adapters(a))
+              for adapters, _ in ADAPTER_SEQUENCE]
+    steps += [
+        ("adapter state unknown", lambda loop: loop.set_adapters("broken")),
+        ("adapters known again", lambda loop: loop.set_adapters([NFS, SMB])),
+        ("a config change", lambda loop: loop.set_spec({**SPEC, "logging": {"level": "DEBUG"}})),
+        ("a Secret the config reads", lambda loop: (loop.set_related([JWT]), loop.set_spec(WITH_JWT))),
+        ("that Secret rotated", lambda loop: loop.set_related([JWT_ROTATED])),
+        ("a storage change it cannot make",
+         lambda loop: loop.set_spec({**WITH_JWT, "storage": {"metadataSize": "20Gi"}})),
+        ("the pod goes", lambda loop: (loop.mark_ready(0),
+                                       loop.set_annotation("dittofs.io/control-plane", NOT_READY))),
+        ("stopped", lambda loop: loop.set_spec({**WITH_JWT, "storage": {"metadataSize": "20Gi"}, "replicas": 0})),
+        ("started", lambda loop: loop.set_spec({**WITH_JWT, "storage": {"metadataSize": "20Gi"}, "replicas": 1})),
+        ("ready again", lambda loop: (loop.mark_ready(),
+                                      loop.set_annotation("dittofs.io/control-plane", AUTHENTICATED))),
+        ("discovery's backoff annotation", lambda loop: loop.set_annotation(
+            "dittofs.io/discovery-backoff", '{"failures":1,"retryAt":"2026-11-26T12:00:30Z"}')),
+    ]
+    return steps
+
+
+def assert_nothing_left_for_a_resync(loop: Loop) -> None:
+    """Each step converges on the syncs its events trigger; a resync an hour later writes
+    nothing (no child, no status): nothing waits for the resync period."""
+    for name, step in event_steps():
+        step(loop)
+        loop.on_events()
+        writes, status_writes = len(loop.cluster.writes), loop.status_writes
+        assert loop.resync() == [], name
+        assert (len(loop.cluster.writes), loop.status_writes) == (writes, status_writes), name
+    assert loop.live_names("Service") == ["demo-adapter-nfs", "demo-adapter-smb", "demo-api", "demo-headless",
+                                          "demo-metrics"]
+
+
+@pytest.mark.parametrize("strategy", ["dynamic-apply", "server-side-apply"])
+def test_every_input_converges_on_its_events_and_a_resync_finds_nothing(strategy):
+    loop = Loop(SPEC, [NFS], strategy=strategy, groups=f.WITH_POLICIES)
+    assert_nothing_left_for_a_resync(loop)
+    assert loop.cluster.pod_template_writes() >= 3    # the steps did change the pod: not a vacuous run
+
+
+def test_the_event_loop_does_tell_a_state_that_needs_a_resync(monkeypatch):
+    """A hook whose answer changes with no event (here: with the clock) is caught: the resync
+    writes. (The hook's answer changes with no event only when the hook itself changes: a new
+    version or apply strategy reaches every parent at the next resync.)"""
+    loop = Loop(SPEC, [NFS])
+    loop.on_events()
+    original = sync.desired_state
+
+    def clocked(request, **kwargs):
+        out = original(request, **kwargs)
+        out["status"]["phase"] = kwargs["now"].isoformat()
+        return out
+
+    monkeypatch.setattr(sync, "desired_state", clocked)
+    before = loop.status_writes
+    loop.resync()
+    assert loop.status_writes == before + 1
+
+
 @pytest.mark.parametrize("broken", [None, "not json", '[{"type": "nfs"}]', '[{"type":"nfs","enabled":true,"running":true,"port":0}]'])
 def test_unknown_or_malformed_annotation_deletes_and_writes_nothing(broken):
     loop = settled(Loop(SPEC, [NFS, SMB]))

@@ -530,13 +530,14 @@ def test_credentials_repr_hides_the_password():
 
 # --- customize -----------------------------------------------------------------------------------
 
-def test_customize_asks_for_the_admin_secret_and_the_polling_secret(hook):
+def test_customize_asks_for_the_admin_secret_the_polling_secret_and_the_statefulset(hook):
     bare = {**parent(), "spec": {"storage": {"metadataSize": "1Gi"}}}
     response = hook.post("/discover/customize", json={"controller": {}, "parent": bare})
     assert response.status_code == 200
     assert response.get_json() == {"relatedResources": [
         {"apiVersion": "v1", "resource": "secrets", "namespace": NAMESPACE,
-         "names": [ADMIN_SECRET, f"{NAME}-manager-credentials", f"{NAME}-operator-credentials"]}]}
+         "names": [ADMIN_SECRET, f"{NAME}-manager-credentials", f"{NAME}-operator-credentials"]},
+        {"apiVersion": "apps/v1", "resource": "statefulsets", "namespace": NAMESPACE, "names": [NAME]}]}
     response = hook.post("/discover/customize", json={"controller": {}, "parent": parent(
         {"identity": {"admin": {"passwordSecretRef": {"name": "admin-now", "key": "pw"}}}})})
     assert response.get_json()["relatedResources"][0]["names"] == ["admin-now", CREDS, f"{NAME}-manager-credentials"]

@@ -45,14 +45,16 @@ def hook():
     return app.create_app(settings.Settings(), discovery_client=found).test_client()
 
 
-def poll(hook, loop: Loop, creds: dict) -> None:
-    """One DecoratorController call; its annotation (if any) is written to the parent."""
-    req = {"controller": {}, "object": loop.parent, "attachments": {}, "related": f.children_map([creds], "v2"),
-           "finalizing": False}
+def poll(hook, loop: Loop, creds: dict) -> dict:
+    """One DecoratorController call, with the loop's StatefulSet as Metacontroller relates it;
+    its annotations are merged into the parent."""
+    sts = loop.live("StatefulSet", "demo")
+    req = {"controller": {}, "object": loop.parent, "attachments": {}, "finalizing": False,
+           "related": f.discovery_related([creds, *([sts] if sts else [])])}
     answer = hook.post("/discover", json=req)
     assert answer.status_code == 200 and "status" not in answer.json
-    for key, value in (answer.json.get("annotations") or {}).items():
-        loop.parent["metadata"]["annotations"][key] = value
+    f.merge_annotations(loop.parent, answer.json.get("annotations"))
+    return answer.json
 
 
 def test_discovery_then_sync_converges_on_the_reported_ports(httpserver, hook):
@@ -64,6 +66,14 @@ def test_discovery_then_sync_converges_on_the_reported_ports(httpserver, hook):
     assert {p[0] for p in loop.live_port_set()} == {"api"}           # nothing known yet
 
     api.adapters = [f.entry("smb", 12445, id=7), f.entry("nfs", 12049, id=3, created_at="2026-11-26T00:00:00Z")]
+    # No replica is ready yet: DittoFS is not asked, the condition says why.
+    waited = poll(hook, loop, creds)
+    assert httpserver.log == [] and waited["resyncAfterSeconds"] >= 300
+    loop.settle()
+    condition = next(c for c in loop.parent["status"]["conditions"] if c["type"] == "Authenticated")
+    assert (condition["status"], condition["reason"]) == ("Unknown", "ServerNotReady")
+
+    loop.mark_ready()   # Metacontroller calls the decorator again: the StatefulSet is related
     poll(hook, loop, creds)
     loop.settle()
     assert loop.live_port_set() == {("api", 8080, "TCP"), ("adapter-nfs", 12049, "TCP"), ("adapter-mdns", 5353, "UDP"),

@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 
+from hooks.dittofs import pacing
 from hooks.request import adapters, controlplane
 from tests import factory, realdfs, servers
 from tests.worlds import b64, decoded, world
@@ -128,10 +129,22 @@ def test_a_killed_server_keeps_adapter_state_and_says_unreachable(tmp_path):
         synced = factory.sync_of(factory.request(w.parent))
         assert factory.condition(synced, "AdaptersKnown")["status"] == "True"   # still the last known set
         assert factory.condition(synced, "Authenticated")["status"] == "False"
+        # The next poll waits 30 s. Metacontroller calls again at once after the annotation
+        # write (its own): that call asks DittoFS nothing and writes nothing.
+        assert pacing.read_backoff(w.parent["metadata"]["annotations"]).failures == 1
+        assert failed["resyncAfterSeconds"] == 30.0
         w.server.start().wait_healthy(realdfs.startup_budget(w.server.pod))
+        sent = len(w.api.requests())
+        echo = w.discover()
+        assert echo["annotations"] == {} and len(w.api.requests()) == sent
+        # The timer fires (the retry time moved back instead of waiting): polled, recovered.
+        w.parent["metadata"]["annotations"][pacing.BACKOFF_ANNOTATION] = \
+            pacing.Backoff(1, "2000-01-01T00:00:00Z").encode()
         back = w.discover()
         for key in (adapters.ANNOTATION, controlplane.STATE_ANNOTATION):
             assert back["annotations"][key] == first["annotations"][key]
+        assert back["annotations"][pacing.BACKOFF_ANNOTATION] is None
+        assert pacing.BACKOFF_ANNOTATION not in w.parent["metadata"]["annotations"]
 
 
 def test_a_slow_api_ends_the_call_within_its_bound(tmp_path):

@@ -89,7 +89,7 @@ def test_unauthenticated_start_is_warned_and_calls_are_logged_without_secrets():
     creds = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-admin-bootstrap-credentials", "namespace": "storage"},
              "data": {"username": base64.b64encode(b"admin").decode(), "password": base64.b64encode(SENTINEL.encode()).decode(),
                       "server-url": base64.b64encode(f"http://127.0.0.1:{servers.free_port()}".encode()).decode()}}
-    discover = {"controller": {}, "object": f.parent(), "attachments": {}, "related": f.children_map([creds])}
+    discover = {"controller": {}, "object": f.parent(), "attachments": {}, "related": f.discovery_related([creds, f.statefulset()])}
     with servers.gunicorn() as (base, proc):
         assert requests.post(f"{base}/sync", json=req, timeout=10).status_code == 200
         assert requests.post(f"{base}/discover", json=discover, timeout=10).status_code == 200

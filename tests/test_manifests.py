@@ -561,7 +561,9 @@ def test_composite_controller():
     spec = cc["spec"]
     assert spec["parentResource"] == {"apiVersion": f"{GROUP}/{VERSION}", "resource": PLURAL}
     assert spec["generateSelector"] is True
-    assert isinstance(spec["resyncPeriodSeconds"], int) and 10 <= spec["resyncPeriodSeconds"] <= 600
+    # Syncs come from watched events (tests/test_convergence.py shows a resync finds nothing);
+    # the period only brings a hook upgrade to every parent, at Metacontroller's own 30 minutes.
+    assert spec["resyncPeriodSeconds"] == 1800
     children = {(c["apiVersion"], c["resource"]): c for c in spec["childResources"]}
     assert set(children) == {
         ("v1", "configmaps"), ("v1", "secrets"), ("v1", "services"), ("apps/v1", "statefulsets"),
@@ -583,9 +585,11 @@ def test_decorator_controller():
     assert spec["resources"] == [{"apiVersion": f"{GROUP}/{VERSION}", "resource": PLURAL, "ignoreStatusChanges": True}]
     # No attachment: the CompositeController owns the parent's Secrets and would release one.
     assert spec["attachments"] == []
-    # The hook's resyncAfterSeconds (the polling interval, default 30 s) is the timer; this
-    # safety net is well above it, so the two do not both fire every interval.
-    assert spec["resyncPeriodSeconds"] >= 10 * 30
+    # The hook's resyncAfterSeconds (the polling interval, the backoff, or 10 minutes while no
+    # replica is ready) is the timer; this safety net is above the longest of them, so the two
+    # do not both fire every interval.
+    from hooks.dittofs import pacing
+    assert spec["resyncPeriodSeconds"] >= 2 * pacing.NOT_READY_RESYNC_SECONDS
     hooks = _hooks_of(dc)
     assert set(hooks) == {"sync", "customize"}
     _check_hook(hooks["sync"], "/discover")

@@ -40,15 +40,17 @@ class World:
         return self.server.forwards["api"]
 
     def discover(self) -> dict:
-        """One DecoratorController call; its annotations are kept, as Metacontroller does."""
+        """One DecoratorController call; its annotations are kept, as Metacontroller does. The
+        StatefulSet has a ready replica: the real `dfs` runs."""
         request = {"controller": {}, "object": copy.deepcopy(self.parent), "finalizing": False,
-                   "attachments": {}, "related": factory.children_map(self.related, "v2")}
+                   "attachments": {},
+                   "related": factory.discovery_related([*self.related, factory.statefulset()])}
         found = requests.post(self.hook + "/discover", json=request, timeout=20)
         assert found.status_code == 200, found.text
         self.last = found.json()
         assert "status" not in self.last
         assert self.last["attachments"] == []
-        self.parent["metadata"]["annotations"].update(self.last["annotations"])
+        factory.merge_annotations(self.parent, self.last["annotations"])
         return self.last
 
     def sync(self) -> dict:

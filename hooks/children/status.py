@@ -118,7 +118,8 @@ def authenticated(ctx: context.Context) -> tuple[bool | None, str, str]:
     state = controlplane.read_state(observed.dig(ctx.parent, "metadata", "annotations"))
     if state is None:
         return None, "NotReported", f"the discovery hook has not reported on the control plane yet ({controlplane.STATE_ANNOTATION})"
-    return state.polling, state.reason, state.message
+    # Not polled while no replica is ready: whether it would authenticate is not known.
+    return None if state.reason == controlplane.NOT_READY else state.polling, state.reason, state.message
 
 
 def identity_providers(ctx: context.Context) -> tuple[bool | None, str, str] | None:

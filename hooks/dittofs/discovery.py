@@ -15,6 +15,7 @@ into the parent's annotations.
   adapter state), `dittofs.io/control-plane` (the state, for the `Authenticated` condition) and
   `dittofs.io/applied` (which admin writes are done, so a steady state repeats none).
 - No attachments: the CompositeController owns this parent's Secrets and would release one.
+- When to call DittoFS at all (a ready replica, a backoff after failures) is `dittofs.pacing`'s.
 """
 import base64
 import hashlib
@@ -23,10 +24,11 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from hooks.dittofs import client, identity, layout, stores
+from hooks.dittofs import client, identity, layout, pacing, stores
 from hooks.request import adapters, controlplane, durations, observed, spec
 from hooks.request import stores as stores_spec
 
@@ -473,14 +475,20 @@ class Poll:
 
 # --- the hooks -----------------------------------------------------------------------------------
 
+# What one call did: polled and read the adapters, polled and failed, or called nothing.
+OK, FAILED, NOT_READY, BACKING_OFF = "ok", "failed", "not_ready", "backing_off"
+
+
 class Discovery:
     """The decorator hook's long-lived parts: the API client (its pooled connections and tokens)
     and where the API Services are."""
 
-    def __init__(self, api: client.Client | None = None, url_template: str = DEFAULT_URL_TEMPLATE):
+    def __init__(self, api: client.Client | None = None, url_template: str = DEFAULT_URL_TEMPLATE,
+                 clock=time.time):
         self.api = api or client.Client()
         self.url_template = url_template
         self.trust = TrustStore()
+        self.clock = clock   # wall clock: backoff's retry time is read by every replica
 
     def target(self, request: object) -> Target:
         name, namespace, metadata, parsed = spec.read_parent(request, "object")
@@ -502,17 +510,31 @@ class Discovery:
 
     def discover(self, request: object) -> dict:
         """DecoratorController sync."""
+        return self.decide(request)[0]
+
+    def decide(self, request: object) -> tuple[dict, str]:
+        """The answer, and what the call did (OK, FAILED, NOT_READY or BACKING_OFF), for the metrics."""
         target = self.target(request)
+        why = pacing.not_ready(target.related, target.name, target.namespace)
+        if why is not None:
+            return pacing.not_ready_answer(why, target.annotations), NOT_READY
+        backoff = pacing.read_backoff(target.annotations)
+        now = self.clock()
+        base = target.spec.adapter_discovery.polling_seconds
+        if pacing.waiting(backoff, now):
+            return pacing.waiting_answer(backoff, base), BACKING_OFF
         refresh = durations.positive_or(target.spec.identity.jwt.refresh_token_duration, 0.0) or None
         outcome = Poll(target, self.api.call(self.verify(target), refresh)).run()
         if outcome.entries is None:
             log.warning("adapter discovery for %s failed, adapter state left as it is: %s", target.who,
                         outcome.state.message)
-        return answer(target, outcome)
+        found = pacing.paced(answer(target, outcome), outcome.state.reason, backoff, now, base)
+        return found, OK if outcome.entries is not None else FAILED
 
 
 def related_resources(request: object) -> dict:
-    """DecoratorController customize: the Secrets a poll may read, in the parent's namespace."""
+    """DecoratorController customize: the Secrets a poll may read and the StatefulSet that says
+    whether it can be answered, in the parent's namespace."""
     name, namespace, _, parsed = spec.read_parent(request, "parent")
     polling = credentials_secret(name, parsed) or f"{name}-{layout.OPERATOR_SUFFIX}"
     names = {admin_secret(name, parsed)[0], polling, f"{name}-{layout.MANAGER_SUFFIX}", *parsed.api_kept_secrets()}
@@ -520,4 +542,7 @@ def related_resources(request: object) -> dict:
         names.add(parsed.control_plane.cert_secret_name)
     return {"relatedResources": [
         {"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "names": sorted(names)},
+        # Its readiness decides whether a poll can be answered (`dittofs.pacing`); its changes,
+        # status included, call this hook again.
+        {"apiVersion": "apps/v1", "resource": "statefulsets", "namespace": namespace, "names": [name]},
     ]}

@@ -22,6 +22,7 @@ CREDENTIALS_MISSING = "CredentialsMissing"           # a Secret or key the hook 
 ADMIN_CREDENTIALS_REFUSED = "AdminCredentialsRefused"  # the account cannot be (re)made: admin refused
 PASSWORD_CHANGE_REQUIRED = "PasswordChangeRequired"  # admin must change its password first
 UNEXPECTED_ANSWER = "UnexpectedAnswer"
+NOT_READY = "ServerNotReady"                         # no ready replica: not polled, nothing known of it
 POLLING = (AUTHENTICATED, ADMIN_WRITE_BLOCKED, SNAPSHOT_POLICY_PENDING)
 
 

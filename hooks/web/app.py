@@ -16,7 +16,7 @@ from werkzeug import exceptions
 from hooks import __version__
 from hooks.children import declared_status, sync
 from hooks.dittofs import decorate, discovery
-from hooks.request import adapters, declared, errors
+from hooks.request import declared, errors
 from hooks.web import auth, customize, logs, metrics, settings
 
 log = logging.getLogger("hooks.web.app")
@@ -204,8 +204,8 @@ def register_routes(app: flask.Flask, config: settings.Settings, meter: metrics.
     def discover_hook():
         body = request_json()
         note_parent(body, "object")
-        result = app.extensions[discovery.EXTENSION].discover(body)
-        meter.discovery_polls.labels("ok" if adapters.ANNOTATION in result["annotations"] else "failed").inc()
+        result, did = app.extensions[discovery.EXTENSION].decide(body)
+        meter.discovery_polls.labels(did).inc()
         return respond(result)
 
     @app.post("/discover/customize")
