@@ -40,6 +40,9 @@ RESOURCES = {
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
     "CustomResourceDefinition": ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
     "DittoServer": ("/apis/dittofs.dittofs.com/v1alpha1", "dittoservers", True),
+    "DittoShare": ("/apis/dittofs.dittofs.com/v1alpha1", "dittoshares", True),
+    "DittoUser": ("/apis/dittofs.dittofs.com/v1alpha1", "dittousers", True),
+    "DittoGroup": ("/apis/dittofs.dittofs.com/v1alpha1", "dittogroups", True),
 }
 
 

@@ -111,7 +111,8 @@ def condition(response: dict, type_: str) -> dict | None:
     return next((c for c in response["status"]["conditions"] if c["type"] == type_), None)
 
 
-DISCOVERY_GROUPS = ("Secret.v1", "StatefulSet.apps/v1")   # what /discover/customize relates
+DECLARED_GROUPS = tuple(f"{kind}.dittofs.dittofs.com/v1alpha1" for kind in ("DittoShare", "DittoUser", "DittoGroup"))
+DISCOVERY_GROUPS = ("Secret.v1", "StatefulSet.apps/v1", *DECLARED_GROUPS)   # what /discover/customize relates
 
 
 def statefulset(name="demo", namespace="storage", ready=1, replicas=1) -> dict:

@@ -224,8 +224,8 @@ def test_every_child_of_a_fixture_is_stored_and_the_next_sync_writes_nothing(api
 ALL_KINDS = {"Secret", "ConfigMap", "Service", "StatefulSet", "NetworkPolicy"}
 DEFAULTS_CASES = {
     "minimal": (f.SPEC, [f.entry("nfs", 12049), f.entry("smb", 12445)], ALL_KINDS),
-    # Every Secret is the user's: none generated.
-    "full": (f.FULL_SPEC, [f.entry("nfs", 12049), f.entry("webdav", 8081)], ALL_KINDS - {"Secret"}),
+    # Every Secret is the user's but the manager account's, whose name the declared kinds derive.
+    "full": (f.FULL_SPEC, [f.entry("nfs", 12049), f.entry("webdav", 8081)], ALL_KINDS),
     "clusterip-adapters": ({**f.SPEC, "metrics": {"enabled": True}, "adapterServices": {"type": "ClusterIP"}},
                            [f.entry("nfs", 12049)], ALL_KINDS),
 }

@@ -51,6 +51,8 @@ def api_get(w, path: str) -> requests.Response:
 def test_one_apply_gives_a_share_real_clients_write_to_and_read_back(tmp_path):
     password = secret("alice-password", **{"password": PASSWORD})
     with world(tmp_path, SPEC, secrets=[password]) as w:
+        group, user, share = objects()
+        w.declared = [group, user, share]
         found = w.discover()
         applied = controlplane.read_applied(found["annotations"])
         assert dict(applied.stores).keys() == {"metadata/meta", "local/blocks"} and applied.manager
@@ -59,7 +61,6 @@ def test_one_apply_gives_a_share_real_clients_write_to_and_read_back(tmp_path):
         assert (w.server.volume(layout.MOUNTS["metadata"]) / "meta").is_dir()
         assert (w.server.volume(layout.MOUNTS["content"]) / "blocks").is_dir()
 
-        group, user, share = objects()
         for obj in (group, user, share):
             w.keep(obj)
             assert condition(obj, "Synced")["status"] == "True", obj["status"]
@@ -130,8 +131,9 @@ def test_one_apply_gives_a_share_real_clients_write_to_and_read_back(tmp_path):
 
 def test_a_generated_password_is_made_once_and_logs_in(tmp_path):
     with world(tmp_path, SPEC) as w:
-        w.discover()
         user = declared("DittoUser", "bob", {"server": "demo", "uid": 2002, "gid": 2002})
+        w.declared = [user]
+        w.discover()
         first = w.keep(user)
         (made,) = first["attachments"]
         assert made["metadata"]["name"] == "bob-password"
@@ -147,6 +149,7 @@ def test_a_generated_password_is_made_once_and_logs_in(tmp_path):
 
 def test_what_cannot_be_done_is_a_reason_and_asks_nothing_of_dittofs(tmp_path):
     with world(tmp_path, SPEC) as w:
+        w.declared = [declared("DittoGroup", "staff", {"server": "demo"})]
         w.discover()
         w.api.forget()
         lost = declared("DittoShare", "lost", {"server": "elsewhere", "metadataStore": "meta", "localStore": "blocks"})

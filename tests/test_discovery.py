@@ -537,7 +537,9 @@ def test_customize_asks_for_the_admin_secret_the_polling_secret_and_the_stateful
     assert response.get_json() == {"relatedResources": [
         {"apiVersion": "v1", "resource": "secrets", "namespace": NAMESPACE,
          "names": [ADMIN_SECRET, f"{NAME}-manager-credentials", f"{NAME}-operator-credentials"]},
-        {"apiVersion": "apps/v1", "resource": "statefulsets", "namespace": NAMESPACE, "names": [NAME]}]}
+        {"apiVersion": "apps/v1", "resource": "statefulsets", "namespace": NAMESPACE, "names": [NAME]},
+        *({"apiVersion": "dittofs.dittofs.com/v1alpha1", "resource": r, "namespace": NAMESPACE}
+          for r in ("dittoshares", "dittousers", "dittogroups"))]}
     response = hook.post("/discover/customize", json={"controller": {}, "parent": parent(
         {"identity": {"admin": {"passwordSecretRef": {"name": "admin-now", "key": "pw"}}}})})
     assert response.get_json()["relatedResources"][0]["names"] == ["admin-now", CREDS, f"{NAME}-manager-credentials"]

@@ -34,6 +34,7 @@ class World:
         self.secrets = list(secrets)    # the user's, which the spec names (related to both hooks)
         self.related = [*(c for c in response["children"] if c["kind"] == "Secret"), *secrets]
         self.last: dict = {}
+        self.declared: list[dict] = []   # DittoShares, DittoUsers and DittoGroups in the namespace
 
     @property
     def api(self) -> realdfs.PortForward:
@@ -44,7 +45,7 @@ class World:
         StatefulSet has a ready replica: the real `dfs` runs."""
         request = {"controller": {}, "object": copy.deepcopy(self.parent), "finalizing": False,
                    "attachments": {},
-                   "related": factory.discovery_related([*self.related, factory.statefulset()])}
+                   "related": factory.discovery_related([*self.related, factory.statefulset(), *self.declared])}
         found = requests.post(self.hook + "/discover", json=request, timeout=20)
         assert found.status_code == 200, found.text
         self.last = found.json()

@@ -12,7 +12,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
-from hooks.dittofs import client, declared as keeping, discovery, layout
+from hooks.dittofs import client, discovery, keeping, layout
 from hooks.request import controlplane, declared, errors, observed, spec
 
 log = logging.getLogger("hooks.dittofs.decorate")

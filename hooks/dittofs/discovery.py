@@ -38,6 +38,8 @@ EXTENSION = "dittofs_discovery"          # the app's Discovery in flask's `app.e
 SERVER_URL_KEY = "server-url"
 OPERATOR_ROLE = "operator"
 MANAGER_ROLE = "admin"   # DittoFS lets only admins write stores, shares, users and groups
+DECLARED_RESOURCES = ("dittoshares", "dittousers", "dittogroups")
+DECLARED_KINDS = ("DittoShare", "DittoUser", "DittoGroup")
 DEFAULT_URL_TEMPLATE = "{scheme}://{name}-api.{namespace}.svc.cluster.local:{port}"
 Unavailable = client.Unavailable
 Credentials = client.Credentials
@@ -349,7 +351,10 @@ class Poll:
     def manager_writes(self, outcome: Outcome) -> None:
         """Make the `k8s-manager` account (role admin) with its Secret's password when that
         Secret is new or changed, or the operator account had to be made again (a control-plane
-        store made anew has lost it too)."""
+        store made anew has lost it too). Only for a server that a share, user or group names:
+        no other server gets a second admin-role account."""
+        if not declared_for(self.target.related, self.target.name, self.target.namespace):
+            return
         secret = f"{self.target.name}-{layout.MANAGER_SUFFIX}"
         found = find_secret(self.target.related, secret, self.target.namespace)
         if found is None:
@@ -545,4 +550,22 @@ def related_resources(request: object) -> dict:
         # Its readiness decides whether a poll can be answered (`dittofs.pacing`); its changes,
         # status included, call this hook again.
         {"apiVersion": "apps/v1", "resource": "statefulsets", "namespace": namespace, "names": [name]},
+        # Every share, user and group of the namespace (no names: all of them): the manager
+        # account is made only for a server that something declared names.
+        *({"apiVersion": f"{spec.GROUP}/v1alpha1", "resource": resource, "namespace": namespace}
+          for resource in DECLARED_RESOURCES),
     ]}
+
+
+def declared_for(related: object, name: str, namespace: str) -> bool:
+    """Whether a DittoShare, DittoUser or DittoGroup in the namespace names this server."""
+    groups = related.items() if isinstance(related, dict) else ()
+    for group, objects in groups:
+        if not (isinstance(group, str) and group.split(".")[0] in DECLARED_KINDS and isinstance(objects, dict)):
+            continue
+        for obj in objects.values():
+            meta = observed.dig(obj, "metadata", default={})
+            if observed.dig(obj, "spec", "server") == name and isinstance(meta, dict) and \
+                    meta.get("namespace", namespace) == namespace:
+                return True
+    return False
