@@ -8,9 +8,11 @@ import base64
 import copy
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from hooks.dittofs import layout
 from hooks.request import controlplane
@@ -20,10 +22,27 @@ from tests.worlds import b64, declared, secret, world
 pytestmark = pytest.mark.dittofs
 
 NFS_PORT, SMB_PORT = 12049, 1445      # the adapters a fresh DittoFS makes
-SPEC = {"storage": {"metadataSize": "1Gi", "contentSize": "1Gi"},
-        "stores": {"metadata": [{"name": "meta", "type": "badger"}], "local": [{"name": "blocks", "type": "fs"}]}}
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shares-and-users.yaml"
 UID = GID = 2001
 PASSWORD, ROTATED = "alice-password-1", "alice-password-2"
+
+
+def example() -> dict[str, dict]:
+    """The docs' worked example, by kind, in the test's namespace; a Secret's stringData as the
+    API server stores it (data)."""
+    found = {}
+    for doc in yaml.safe_load_all(EXAMPLE.read_text()):
+        doc["metadata"]["namespace"] = "storage"
+        if "stringData" in doc:
+            doc["data"] = {k: b64(v) for k, v in doc.pop("stringData").items()}
+            doc["metadata"]["resourceVersion"] = "1"
+        else:
+            doc["metadata"].update(generation=1, uid=f"u-{doc['metadata']['name']}")
+        found[doc["kind"]] = doc
+    return found
+
+
+SPEC = example()["DittoServer"]["spec"]
 
 
 def sha(data: bytes) -> str:
@@ -34,24 +53,16 @@ def condition(obj: dict, kind: str) -> dict:
     return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
 
 
-def objects():
-    group = declared("DittoGroup", "editors", {"server": "demo", "gid": 3000})
-    user = declared("DittoUser", "alice", {"server": "demo", "uid": UID, "gid": GID, "groups": ["editors"],
-                                          "passwordSecretRef": {"name": "alice-password"}})
-    share = declared("DittoShare", "export", {"server": "demo", "metadataStore": "meta", "localStore": "blocks",
-                                              "owner": "alice", "permissions": [{"user": "alice", "level": "read-write"},
-                                                                                {"group": "editors", "level": "read"}]})
-    return group, user, share
-
-
 def api_get(w, path: str) -> requests.Response:
     return requests.get(w.server.url() + path, headers=w.admin(), timeout=10)
 
 
-def test_one_apply_gives_a_share_real_clients_write_to_and_read_back(tmp_path):
-    password = secret("alice-password", **{"password": PASSWORD})
+def test_the_worked_example_gives_a_share_real_clients_write_to_and_read_back(tmp_path):
+    docs = example()
+    password, group, user, share = (docs[kind] for kind in ("Secret", "DittoGroup", "DittoUser", "DittoShare"))
+    assert base64.b64decode(password["data"]["password"]).decode() == PASSWORD
     with world(tmp_path, SPEC, secrets=[password]) as w:
-        group, user, share = objects()
+        assert w.parent["metadata"]["name"] == docs["DittoServer"]["metadata"]["name"]
         w.declared = [group, user, share]
         found = w.discover()
         applied = controlplane.read_applied(found["annotations"])
@@ -175,3 +186,10 @@ def test_what_cannot_be_done_is_a_reason_and_asks_nothing_of_dittofs(tmp_path):
         answer = w.keep(grant, finalizing=True)
         assert answer["finalized"] is False
         assert condition(grant, "Synced")["reason"] == controlplane.UNREACHABLE
+        # With no ready replica nothing is asked of DittoFS at all; the deletion still waits.
+        w.ready = 0
+        w.api.forget()
+        answer = w.keep(grant, finalizing=True)
+        assert answer["finalized"] is False and answer["resyncAfterSeconds"] == 600.0
+        assert condition(grant, "Synced")["reason"] == controlplane.NOT_READY
+        assert w.api.requests() == []

@@ -35,6 +35,7 @@ class World:
         self.related = [*(c for c in response["children"] if c["kind"] == "Secret"), *secrets]
         self.last: dict = {}
         self.declared: list[dict] = []   # DittoShares, DittoUsers and DittoGroups in the namespace
+        self.ready = 1                   # the StatefulSet's ready replicas, as the declared hooks see it
 
     @property
     def api(self) -> realdfs.PortForward:
@@ -67,8 +68,9 @@ class World:
         kept = obj.setdefault("attachments", [])
         request = {"controller": {}, "object": {k: v for k, v in obj.items() if k != "attachments"},
                    "finalizing": finalizing, "attachments": factory.children_map(list(attachments) or kept, "v2"),
-                   "related": factory.children_map([self.parent, *self.related], "v2",
-                                                   groups=("DittoServer.dittofs.dittofs.com/v1alpha1", "Secret.v1"))}
+                   "related": factory.children_map([self.parent, *self.related, factory.statefulset(ready=self.ready)], "v2",
+                                                   groups=("DittoServer.dittofs.dittofs.com/v1alpha1", "Secret.v1",
+                                                           "StatefulSet.apps/v1"))}
         found = requests.post(f"{self.hook}/{resource}/{'finalize' if finalizing else 'sync'}", json=request, timeout=30)
         assert found.status_code == 200, found.text
         answer = found.json()

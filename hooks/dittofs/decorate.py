@@ -12,7 +12,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
-from hooks.dittofs import client, discovery, keeping, layout
+from hooks.dittofs import client, discovery, keeping, layout, pacing
 from hooks.request import controlplane, declared, errors, observed, spec
 
 log = logging.getLogger("hooks.dittofs.decorate")
@@ -45,6 +45,8 @@ def related_resources(request: object, kind: str) -> dict:
     return {"relatedResources": [
         {"apiVersion": f"{declared.API_GROUP}/v1alpha1", "resource": SERVER_RESOURCE, "namespace": obj.namespace,
          "names": [server]},
+        # The server's pod: whether its DittoFS can answer (`dittofs.pacing`), as for /discover.
+        {"apiVersion": "apps/v1", "resource": "statefulsets", "namespace": obj.namespace, "names": [server]},
         {"apiVersion": "v1", "resource": "secrets", "namespace": obj.namespace, "names": sorted(set(secrets))},
     ]}
 
@@ -100,13 +102,20 @@ class Keeper:
         try:
             parsed = spec.parse_spec(server.get("spec"), "related.spec")
         except errors.HookError as exc:
-            outcome.result = keeping.Result(keeping.SERVER_NOT_FOUND, f"DittoServer {obj.spec.server}: {exc.message}")
+            outcome.result = keeping.Result(keeping.SERVER_INVALID, f"DittoServer {obj.spec.server}: {exc.message}")
             return outcome
         outcome.resync = parsed.adapter_discovery.polling_seconds
         if kind == declared.SHARE:
             outcome.ephemeral = ephemeral(obj.spec, parsed)
         if finalizing and obj.spec.deletion_policy == declared.RETAIN:
             outcome.result.finalized = True
+            return outcome
+        waits = pacing.not_ready(request.get("related"), obj.spec.server, obj.namespace)
+        if waits is not None:
+            # Nothing can answer: no call, and the StatefulSet's first ready replica (a related
+            # object) calls this hook again. A deletion waits too: nothing is dropped unseen.
+            outcome.result = keeping.Result(controlplane.NOT_READY, waits)
+            outcome.resync = pacing.NOT_READY_RESYNC_SECONDS
             return outcome
         try:
             self.apply(request, obj, parsed, outcome, finalizing)

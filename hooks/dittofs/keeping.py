@@ -21,6 +21,7 @@ KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 SYNCED = "Synced"
 SERVER_NOT_FOUND = "ServerNotFound"
 SERVER_DELETING = "ServerDeleting"
+SERVER_INVALID = "ServerInvalid"
 STORE_NOT_DECLARED = "StoreNotDeclared"
 REFUSED = "RefusedByDittoFS"
 NOT_FOUND_IN_DITTOFS = "UnknownReference"     # a permission or a group names what DittoFS lacks
