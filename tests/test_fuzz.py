@@ -39,7 +39,9 @@ from tests.harness import Loop
 TRACEBACK = "Traceback (most recent call last)"
 SYNC_KEYS = {"status", "children", "resyncAfterSeconds"}
 DECORATOR_KEYS = {"labels", "annotations", "status", "attachments", "resyncAfterSeconds", "finalized"}
-ROUTES = ("/sync", "/customize", "/discover", "/discover/customize")
+DECLARED_ROUTES = tuple(f"/{r}/{hook}" for r in ("dittoshares", "dittousers", "dittogroups")
+                        for hook in ("sync", "finalize", "customize"))
+ROUTES = ("/sync", "/customize", "/discover", "/discover/customize", *DECLARED_ROUTES)
 GENERATED_SECRETS = {"jwt-secret": ("jwt-secret",), "admin-bootstrap-credentials": ("username", "password")}
 FUZZ = settings(
     deadline=None,
@@ -155,8 +157,11 @@ def checked(resp, route: str) -> object:
         if route == "/sync":
             assert set(body) == SYNC_KEYS
             assert isinstance(body["children"], list) and isinstance(body["status"], dict)
-        elif route == "/customize" or route == "/discover/customize":
+        elif route.endswith("/customize"):
             assert set(body) == {"relatedResources"}
+        elif route in DECLARED_ROUTES:
+            # The declared kinds' hooks own their object's status.
+            assert set(body) <= DECORATOR_KEYS and isinstance(body["status"], dict)
         else:
             assert set(body) <= DECORATOR_KEYS and "status" not in body
     else:
@@ -441,6 +446,50 @@ def test_mutated_discover_requests_never_5xx_and_never_leave_the_machine(data):
             assert answer["attachments"] == []
             resync = answer["resyncAfterSeconds"]
             assert isinstance(resync, (int, float)) and math.isfinite(resync) and resync > 0, (path, resync)
+
+
+def declared_bases() -> dict[str, dict]:
+    """A share, a user and a group of a ready server whose DittoFS is on a closed loopback port,
+    with everything their customize hooks relate."""
+    server = f.parent(spec={**f.SPEC, "storage": {"metadataSize": "1Gi", "contentSize": "1Gi"},
+                            "stores": {"metadata": [{"name": "meta", "type": "badger"}],
+                                       "local": [{"name": "blocks", "type": "fs"}]}})
+    manager = user_secret("demo-manager-credentials", username="k8s-manager", password="a-manager-password")
+    password = user_secret("alice-password", password="alice-password-1")
+    related = f.children_map([server, manager, password, f.statefulset()], "v2",
+                             groups=("DittoServer.dittofs.dittofs.com/v1alpha1", "Secret.v1", "StatefulSet.apps/v1"))
+    specs = {"DittoShare": {"server": "demo", "metadataStore": "meta", "localStore": "blocks",
+                            "permissions": [{"user": "alice", "level": "read"}], "deletionPolicy": "Delete"},
+             "DittoUser": {"server": "demo", "uid": 1, "passwordSecretRef": {"name": "alice-password"}},
+             "DittoGroup": {"server": "demo", "gid": 5}}
+    return {kind: {"controller": {}, "finalizing": False, "attachments": {"Secret.v1": {}}, "related": related,
+                   "object": {"apiVersion": "dittofs.dittofs.com/v1alpha1", "kind": kind,
+                              "metadata": {"name": "alice", "namespace": "storage", "generation": 2}, "spec": spec}}
+            for kind, spec in specs.items()}
+
+
+@settings(FUZZ, max_examples=400)
+@given(data=st.data())
+def test_mutated_declared_requests_never_5xx_and_never_finalize_what_they_could_not_delete(data):
+    bases = declared_bases()
+    kind = data.draw(st.sampled_from(sorted(bases)), label="kind")
+    req = copy.deepcopy(bases[kind])
+    req["finalizing"] = data.draw(st.booleans(), label="finalizing")
+    body, path, _ = data.draw(mutation(req, paths(req)), label="mutation")
+    resource = kind.lower() + "s"
+    for hook in ("sync", "finalize", "customize"):
+        route = f"/{resource}/{hook}"
+        resp = post(clients()["dynamic-apply"], route, body)
+        answer = checked(resp, route)
+        if resp.status_code == 200 and hook != "customize":
+            # Nothing answers on the closed port: nothing can have been deleted in DittoFS, so a
+            # deletion is done only when the server is gone, or the policy (or no deletion) says Retain.
+            if answer.get("finalized") is True:
+                sent = orjson.loads(body)
+                spec = (sent.get("object") or {}).get("spec") if isinstance(sent.get("object"), dict) else None
+                policy = spec.get("deletionPolicy", "Retain") if isinstance(spec, dict) else None
+                reason = next(c["reason"] for c in answer["status"]["conditions"] if c["type"] == "Synced")
+                assert policy != "Delete" or reason in ("ServerNotFound", "ServerDeleting"), (path, reason)
 
 
 # --- fixed cases: each edge named in the issue, whatever the random draw --------------------------

@@ -208,9 +208,8 @@ def check_stores(share: declared.ShareSpec, server: spec.DittoServerSpec) -> Non
 
 
 def ephemeral(share: declared.ShareSpec, server: spec.DittoServerSpec) -> bool:
-    """Whether a share's data goes with the pod: its metadata or its blocks in memory, with no
-    remote store to hold the blocks."""
-    types = {(kind, store.name): store.type for kind, group in (("metadata", server.stores.metadata),
-                                                                 ("local", server.stores.local)) for store in group}
-    memory_blocks = types.get(("local", share.local_store)) == "memory" and share.remote_store is None
-    return types.get(("metadata", share.metadata_store)) == "memory" or memory_blocks
+    """Whether some of a share's data goes with the pod: any of its stores keeps it in memory
+    (a remote store in memory loses the blocks it was handed; a local one, those not yet sent)."""
+    found = server.stores.ephemeral()
+    return any(f"{kind}/{name}" in found for kind, name in (("metadata", share.metadata_store),
+                                                             ("local", share.local_store), ("remote", share.remote_store)))

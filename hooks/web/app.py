@@ -247,7 +247,8 @@ def create_app(config: settings.Settings | None = None, discovery_client: discov
     # One per process: its Session pools connections and its cache keeps login tokens.
     app.extensions[discovery.EXTENSION] = discovery_client or discovery.Discovery(url_template=config.api_url_template)
     # The declared kinds' hooks share discovery's API client: one pool, one token cache.
-    app.extensions[KEEPER] = decorate.Keeper(app.extensions[discovery.EXTENSION].api, config.api_url_template)
+    found = app.extensions[discovery.EXTENSION]
+    app.extensions[KEEPER] = decorate.Keeper(found.api, found.url_template)
     register_errors(app)
     register_observability(app, meter, logs.CallLog())
     register_auth(app, auth.source(config.token, config.token_file))
