@@ -117,7 +117,10 @@ def test_stores_are_made_under_the_claims_and_their_digest_holds_no_credential()
     assert parsed.stores.ephemeral() == ["metadata/scratch"]
     assert stores.mismatch(wanted["metadata/meta"], {"type": "badger", "config": {"path": "/data/store/metadata/meta"}}) is None
     assert "with type 'memory'" in stores.mismatch(wanted["metadata/meta"], {"type": "memory"})
-    assert "with path '/elsewhere'" in stores.mismatch(wanted["local/blocks"], {"type": "fs", "config": '{"path": "/elsewhere"}'})
+    assert "with path '/elsewhere', which is on no claim" in stores.mismatch(
+        wanted["local/blocks"], {"type": "fs", "config": '{"path": "/elsewhere"}'})
+    # Made by hand elsewhere on a claim (as Go operator users do): taken where it is.
+    assert stores.mismatch(wanted["metadata/meta"], {"type": "badger", "config": {"path": "/data/store/metadata"}}) is None
 
 
 def test_the_manager_account_is_for_servers_that_something_names():

@@ -193,3 +193,50 @@ def test_what_cannot_be_done_is_a_reason_and_asks_nothing_of_dittofs(tmp_path):
         assert answer["finalized"] is False and answer["resyncAfterSeconds"] == 600.0
         assert condition(grant, "Synced")["reason"] == controlplane.NOT_READY
         assert w.api.requests() == []
+
+
+def test_objects_made_by_hand_are_adopted_and_their_bytes_survive_a_rolled_pod(tmp_path):
+    """As a Go operator user leaves a server (stores, a user and a share made with dfsctl on the
+    operator's volume layout, files written), then the worked example applied to it: nothing is
+    made twice, the declared password wins, and a spec change that rolls the pod loses nothing."""
+    docs = example()
+    password, user, share = (docs[kind] for kind in ("Secret", "DittoUser", "DittoShare"))
+    user["spec"]["groups"] = []
+    share["spec"]["permissions"] = [{"user": "alice", "level": "read-write"}]
+    with world(tmp_path, SPEC, secrets=[password]) as w:
+        admin, url = w.admin(), w.server.url()
+        for path, body in (
+                ("/api/v1/store/metadata", {"name": "meta", "type": "badger", "config": '{"path":"/data/store/metadata"}'}),
+                ("/api/v1/store/block/local", {"name": "blocks", "type": "fs", "config": '{"path":"/data/store/block"}'}),
+                ("/api/v1/users", {"username": "alice", "password": "made-by-hand", "uid": UID, "gid": GID}),
+                ("/api/v1/shares", {"name": "/export", "metadata_store_id": "meta", "local_block_store": "blocks",
+                                    "owner": "alice"})):
+            made = requests.post(url + path, headers=admin, json=body, timeout=10)
+            assert made.status_code == 201, made.text
+        nfs, smb = w.server.forward(NFS_PORT), w.server.forward(SMB_PORT)
+        granted = requests.put(url + "/api/v1/shares/export/permissions/users/alice", headers=admin,
+                               json={"level": "read-write"}, timeout=10)
+        assert granted.status_code == 204, granted.text
+        written = os.urandom(1024 * 1024 + 3)
+        clients.nfs_write(nfs, "/export", "by-hand.bin", written, uid=UID, gid=GID)
+
+        w.declared = [user, share]
+        w.discover()
+        assert w.state().reason == controlplane.AUTHENTICATED, w.state()   # the stores are taken as they are
+        for obj in (user, share):
+            w.keep(obj)
+            assert condition(obj, "Synced")["status"] == "True", obj["status"]
+        assert condition(share, "Synced")["message"] == "DittoFS holds /export as declared"   # adopted, not made
+        assert condition(user, "Synced")["message"] == "set the password of alice"
+        assert sha(clients.smb_get(smb, "/export", "alice", PASSWORD, "by-hand.bin")) == sha(written)
+
+        # A spec change rolls the pod: the new pod starts from the same volumes.
+        w.parent["spec"]["logging"] = {"level": "DEBUG"}
+        rolled = w.sync()
+        assert rolled["status"]["configHash"] != w.response["status"]["configHash"]
+        w.server.stop()
+        w.server.pod = realdfs.pod_of(rolled, [password])
+        w.server.start().wait_healthy(realdfs.startup_budget(w.server.pod))
+        assert "level: DEBUG" in w.server.pod.config_yaml
+        assert sha(clients.nfs_read(nfs, "/export", "by-hand.bin", uid=UID, gid=GID)) == sha(written)
+        assert sha(clients.smb_get(smb, "/export", "alice", PASSWORD, "by-hand.bin")) == sha(written)

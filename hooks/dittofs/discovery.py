@@ -398,12 +398,14 @@ class Poll:
             credentials = {"access_key_id": _required(data, want.secret, stores_spec.ACCESS_KEY_ID_KEY),
                            "secret_access_key": _required(data, want.secret, stores_spec.SECRET_ACCESS_KEY_KEY)}
         step = f"make the {want.kind} store {want.name}"
-        response = self.call.send("POST", self.admin(), want.path, step, refused, want.body(credentials), accept=(409,))
-        if response.status_code != 409:
+        # Read first: DittoFS opens a store before it checks the name, so a second POST for a
+        # badger store in use answers 400 ("locked by another process"), not 409.
+        held = self.call.read(self.admin(), stores.item_path(want), f"read the {want.kind} store {want.name}", refused)
+        if held is None:
+            self.call.send("POST", self.admin(), want.path, step, refused, want.body(credentials))
             log.info("made the %s store %s of %s", want.kind, want.name, self.target.who)
             return
-        held = self.call.read(self.admin(), stores.item_path(want), f"read the {want.kind} store {want.name}", refused)
-        why = stores.mismatch(want, held or {})
+        why = stores.mismatch(want, held)
         if why is not None:
             raise Unavailable(why, controlplane.ADMIN_WRITE_BLOCKED)
         if credentials is not None:   # an s3 store's settings and credentials follow the spec

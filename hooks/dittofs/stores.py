@@ -91,10 +91,17 @@ def mismatch(want: Wanted, held: dict) -> str | None:
         except ValueError:
             config = None
     path = config.get("path") if isinstance(config, dict) else None
-    if "path" in want.config and path != want.config["path"]:
-        return (f"{want.kind} store {want.name} exists in DittoFS with path {path!r}, not {want.config['path']!r}; "
-                "it is left as it is")
+    if "path" in want.config and path != want.config["path"] and not on_a_claim(path):
+        return (f"{want.kind} store {want.name} exists in DittoFS with path {path!r}, which is on no claim "
+                "(its data goes with the pod); it is left as it is")
     return None
+
+
+def on_a_claim(path: object) -> bool:
+    """Whether a store's folder is on one of the data claims (a store made by hand, as Go
+    operator users make them, is taken where it is: moving it would lose its data)."""
+    claims = (layout.MOUNTS["metadata"], layout.MOUNTS["content"])
+    return isinstance(path, str) and any(path == claim or path.startswith(claim + "/") for claim in claims)
 
 
 def item_path(want: Wanted) -> str:
