@@ -2,6 +2,8 @@
 (tests/clients.py): stores, a share, a user and its permission made through DittoFS's API as
 admin, on the volumes the hook's StatefulSet mounts; then what a pod's life does to them (a
 SIGKILL and a start from the same volumes, a password reset) and what the clients read back.
+With a remote `s3` block store on a real S3 server (tests/s3.py): what reaches the bucket, and
+what a read finds when the local copy is gone.
 
 The paths given to the API are the test's folders that stand for the pod's mounts
 (`Server.volume`): DittoFS itself runs outside a mount namespace here.
@@ -11,10 +13,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import time
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 
 import pytest
