@@ -5,8 +5,9 @@ SIGKILL and a start from the same volumes, a password reset) and what the client
 With a remote `s3` block store on a real S3 server (tests/s3.py): what reaches the bucket, and
 what a read finds when the local copy is gone.
 
-The paths given to the API are the test's folders that stand for the pod's mounts
-(`Server.volume`): DittoFS itself runs outside a mount namespace here.
+The API gets the pod's paths (`/data/store/...`), as the hook sends them: the server runs with
+the pod's filesystem view (`realdfs.pod_filesystem`), and the test inspects the same volumes
+through `Server.volume`.
 """
 from __future__ import annotations
 
@@ -90,13 +91,14 @@ def provision(data: Data, remote: dict | None = None) -> None:
     """A badger metadata store on the metadata claim, an `fs` local block store on the content
     claim, optionally a remote block store, the share, the user and its read-write grant: the
     `dfsctl` getting-started steps, as API calls."""
-    server, admin = data.server, data.admin
-    meta = server.volume(layout.MOUNTS["metadata"]) / "meta"
-    local = server.volume(layout.MOUNTS["content"]) / "local"
+    admin = data.admin
+    # The pod's paths, as the hook sends them: the server sees its volumes there (`pod_paths`).
+    meta = f"{layout.MOUNTS['metadata']}/meta"
+    local = f"{layout.MOUNTS['content']}/local"
     admin.call("POST", "/api/v1/store/metadata", {"name": "meta", "type": "badger",
-                                                  "config": json.dumps({"path": str(meta)})}, 201)
+                                                  "config": json.dumps({"path": meta})}, 201)
     admin.call("POST", "/api/v1/store/block/local", {"name": "local", "type": "fs",
-                                                     "config": json.dumps({"path": str(local)})}, 201)
+                                                     "config": json.dumps({"path": local})}, 201)
     share = {"name": SHARE, "metadata_store_id": "meta", "local_block_store": "local",
              "default_permission": "none"}
     if remote is not None:
@@ -113,7 +115,7 @@ def running(tmp_path, remote: dict | None = None, namespace: realdfs.Namespace |
     """The real dfs of a spec with metadata and content claims, provisioned (see `provision`)."""
     pod, password = pod_and_password(SPEC)
     assert set(layout.MOUNTS.values()) <= set(pod.mounts), pod.mounts   # the content claim is mounted
-    with realdfs.running(pod, tmp_path, namespace=namespace) as server:
+    with realdfs.running(pod, tmp_path, namespace=namespace, pod_paths=True) as server:
         found = Data(server, Admin(server, password))
         provision(found, remote)
         yield found
