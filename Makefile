@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test bench clean dfs kube-apiserver debian-packages lock
+.PHONY: serve test bench clean dfs kube-apiserver seaweedfs debian-packages lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +32,17 @@ dfs: $(VENV)/.installed
 kube-apiserver:
 	scripts/build-kube-apiserver.sh
 
-# PostgreSQL, etcd and the tools for a pod's network namespace (scripts/install-debian-packages.sh).
+# The S3 server behind DittoFS's remote block store in the tests, SeaweedFS's `weed`, built at the
+# version scripts/seaweedfs/go.mod pins (scripts/build-seaweedfs.sh).
+seaweedfs:
+	scripts/build-seaweedfs.sh
+
+# PostgreSQL, etcd, the NFS and SMB clients and the tools for a pod's network namespace
+# (scripts/install-debian-packages.sh).
 debian-packages:
 	scripts/install-debian-packages.sh
 
-test: $(VENV)/.installed-test dfs kube-apiserver debian-packages
+test: $(VENV)/.installed-test dfs kube-apiserver seaweedfs debian-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # requirements.lock: the image's runtime dependencies, pyproject.toml's ranges resolved to exact

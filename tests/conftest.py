@@ -1,10 +1,11 @@
 """Session fixtures for the real servers the tests start (tests/postgres.py, tests/ldap.py,
-tests/apiserver.py)."""
+tests/apiserver.py, tests/s3.py)."""
 import pytest
 
 from tests import apiserver as kube
 from tests import ldap as openldap
 from tests import postgres as pg
+from tests import s3 as seaweedfs
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +24,9 @@ def directory():
 def apiserver():
     with kube.running() as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def s3():
+    with seaweedfs.server() as found:
+        yield found

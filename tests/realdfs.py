@@ -8,9 +8,9 @@ group, the volumes group-writable and the config read-only, as the kubelet lays 
 changing only what a pod gets from Kubernetes and a test cannot give, each in one function here:
 
 - `mount_paths`: every mount path maps to a folder of the pod's own temporary directory, and
-  paths in `config.yaml` and the arguments are mapped the same way; the volumes under `/data`
-  are also bind-mounted at their own paths in a mount namespace of the server's (`pod_mounts`),
-  so a path that reaches DittoFS through its API (a store's, from the hooks) lands on the volume;
+  paths in `config.yaml` and the arguments are mapped the same way; with `pod_paths=True` the
+  server also sees each folder at its mount path (`pod_filesystem`: a mount namespace and a
+  chroot), for paths that reach it through its API;
 - the pod's network: the server runs in a network namespace of its own (as a pod does), so it
   listens on exactly what its config says, the Go operator's fixed adapter ports included,
   and nothing of it reaches the machine's interfaces; `PortForward` maps each container port
@@ -166,23 +166,6 @@ def mount_paths(pod: Pod, root: Path) -> dict[str, str]:
     return found
 
 
-DATA_ROOT = "/data"
-
-
-def pod_mounts(paths: dict[str, str]) -> list[str]:
-    """A prefix of argv that runs the rest in a mount namespace of its own, where each volume
-    mounted under /data is at its pod path (a tmpfs on /data holds the mount points, so the
-    machine's /data, made empty if missing, is never written)."""
-    under = {path: local for path, local in paths.items() if path.startswith(DATA_ROOT + "/")}
-    if not under:
-        return []
-    os.makedirs(DATA_ROOT, exist_ok=True)
-    steps = [f"mount -t tmpfs -o mode=0755 dittofs-pod {DATA_ROOT}"]
-    for path in sorted(under):
-        steps.append(f"mkdir -p {shlex.quote(path)} && mount --bind {shlex.quote(under[path])} {shlex.quote(path)}")
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", " && ".join(steps) + ' && exec "$@"', "pod"]
-
-
 def _localized(value: str, paths: dict[str, str]) -> str:
     for path in sorted(paths, key=len, reverse=True):
         if value == path or value.startswith(path + "/"):
@@ -196,6 +179,32 @@ def _localize_tree(value, paths: dict[str, str]):
     if isinstance(value, list):
         return [_localize_tree(v, paths) for v in value]
     return _localized(value, paths) if isinstance(value, str) else value
+
+
+def pod_filesystem(paths: dict[str, str], rootfs: Path, argv: list[str]) -> list[str]:
+    """`argv` run as the pod's filesystem has it: in a private mount namespace, chrooted to
+    `rootfs`, which shows this machine's top-level folders (bind mounts) except those a mount
+    path of the pod starts with, and each of `paths` (mount path -> its folder) at its mount
+    path. Paths DittoFS is given through its API (a store's directory under a claim) then work
+    as in the pod. The mounts live only as long as the server's process; nothing of the machine
+    changes but `rootfs`'s empty mount points."""
+    ours = {Path(path).parts[1] for path in paths}
+    rootfs.mkdir(exist_ok=True)
+    lines = ["set -e"]
+    for entry in sorted(os.listdir("/")):
+        source = Path("/") / entry
+        if entry in ours or (rootfs / entry).is_symlink():
+            continue
+        if source.is_symlink():                    # /bin -> usr/bin on a merged /usr
+            os.symlink(os.readlink(source), rootfs / entry)
+        elif source.is_dir():
+            (rootfs / entry).mkdir(exist_ok=True)
+            lines.append(f"mount --rbind {shlex.quote(str(source))} {shlex.quote(str(rootfs / entry))}")
+    for path in sorted(paths, key=len):                # a parent mount before what is inside it
+        target = shlex.quote(str(rootfs / path.lstrip("/")))
+        lines.append(f"mkdir -p {target} && mount --bind {shlex.quote(paths[path])} {target}")
+    lines.append(f"exec chroot {shlex.quote(str(rootfs))} {shlex.join(argv)}")
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", "\n".join(lines)]
 
 
 class Namespace:
@@ -353,8 +362,11 @@ LOGIN_USER = re.compile(rb'"username":\s*"([^"]*)"')
 class Server:
     """A running `dfs` of a Pod: `url(port name)` reaches a container port from this machine."""
 
-    def __init__(self, pod: Pod, root: Path, namespace: Namespace | None = None) -> None:
+    def __init__(self, pod: Pod, root: Path, namespace: Namespace | None = None, pod_paths: bool = False) -> None:
         self.pod = pod
+        # With `pod_paths`, the server also sees each volume at its mount path (`pod_filesystem`),
+        # so paths that reach it through the API (a store's directory) work as in the pod.
+        self.pod_paths = pod_paths
         # The pod's own directory: reachable by its non-root user (pytest's tmp_path is not).
         self.root = Path(tempfile.mkdtemp(prefix="dittofs-pod-"))
         os.chmod(self.root, 0o755)
@@ -387,9 +399,12 @@ class Server:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "TMPDIR": str(home), **self.pod.env}
         groups = ",".join(str(g) for g in dict.fromkeys([gid, *([fs_group] if fs_group is not None else [])]))
         as_user = ["setpriv", f"--reuid={uid}", f"--regid={gid}", f"--groups={groups}", "--"]
+        argv = [*as_user, *self.argv()]
+        if self.pod_paths:
+            argv = pod_filesystem(mount_paths(self.pod, self.root), self.root / "rootfs", argv)
         with self.log.open("ab") as out:
-            self.proc = self.namespace.run([*pod_mounts(mount_paths(self.pod, self.root)), *as_user, *self.argv()],
-                                           env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = self.namespace.run(argv, env=env, stdout=out,
+                                           stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def forward(self, port: int) -> int:

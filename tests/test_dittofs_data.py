@@ -2,16 +2,22 @@
 (tests/clients.py): stores, a share, a user and its permission made through DittoFS's API as
 admin, on the volumes the hook's StatefulSet mounts; then what a pod's life does to them (a
 SIGKILL and a start from the same volumes, a password reset) and what the clients read back.
+With a remote `s3` block store on a real S3 server (tests/s3.py): what reaches the bucket, and
+what a read finds when the local copy is gone.
 
-The paths given to the API are the test's folders that stand for the pod's mounts
-(`Server.volume`): DittoFS itself runs outside a mount namespace here.
+The API gets the pod's paths (`/data/store/...`), as the hook sends them: the server runs with
+the pod's filesystem view (`realdfs.pod_filesystem`), and the test inspects the same volumes
+through `Server.volume`.
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
+import shutil
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -19,6 +25,7 @@ import requests
 
 from hooks.dittofs import layout
 from tests import clients, factory, realdfs
+from tests import s3 as seaweedfs
 
 pytestmark = pytest.mark.dittofs
 
@@ -84,13 +91,14 @@ def provision(data: Data, remote: dict | None = None) -> None:
     """A badger metadata store on the metadata claim, an `fs` local block store on the content
     claim, optionally a remote block store, the share, the user and its read-write grant: the
     `dfsctl` getting-started steps, as API calls."""
-    server, admin = data.server, data.admin
-    meta = server.volume(layout.MOUNTS["metadata"]) / "meta"
-    local = server.volume(layout.MOUNTS["content"]) / "local"
+    admin = data.admin
+    # The pod's paths, as the hook sends them: the server sees its volumes there (`pod_paths`).
+    meta = f"{layout.MOUNTS['metadata']}/meta"
+    local = f"{layout.MOUNTS['content']}/local"
     admin.call("POST", "/api/v1/store/metadata", {"name": "meta", "type": "badger",
-                                                  "config": json.dumps({"path": str(meta)})}, 201)
+                                                  "config": json.dumps({"path": meta})}, 201)
     admin.call("POST", "/api/v1/store/block/local", {"name": "local", "type": "fs",
-                                                     "config": json.dumps({"path": str(local)})}, 201)
+                                                     "config": json.dumps({"path": local})}, 201)
     share = {"name": SHARE, "metadata_store_id": "meta", "local_block_store": "local",
              "default_permission": "none"}
     if remote is not None:
@@ -102,13 +110,20 @@ def provision(data: Data, remote: dict | None = None) -> None:
     admin.call("PUT", f"/api/v1/shares/{SHARE.strip('/')}/permissions/users/{USER}", {"level": "read-write"}, 204)
 
 
-@pytest.fixture
-def data(tmp_path):
+@contextlib.contextmanager
+def running(tmp_path, remote: dict | None = None, namespace: realdfs.Namespace | None = None):
+    """The real dfs of a spec with metadata and content claims, provisioned (see `provision`)."""
     pod, password = pod_and_password(SPEC)
     assert set(layout.MOUNTS.values()) <= set(pod.mounts), pod.mounts   # the content claim is mounted
-    with realdfs.running(pod, tmp_path) as server:
+    with realdfs.running(pod, tmp_path, namespace=namespace, pod_paths=True) as server:
         found = Data(server, Admin(server, password))
-        provision(found)
+        provision(found, remote)
+        yield found
+
+
+@pytest.fixture
+def data(tmp_path):
+    with running(tmp_path) as found:
         yield found
 
 
@@ -190,3 +205,99 @@ def test_share_names_map_to_nfs_export_paths_and_lower_case_smb_names(data):
     with pytest.raises(clients.ClientError) as unreachable:
         clients.smb_logon(data.smb, "Mixed", USER, PASSWORD)
     assert "NT_STATUS_BAD_NETWORK_NAME" in unreachable.value.output
+
+
+def _wait_for(found, budget_s: float, what: str):
+    """`found()` once it is truthy, polled; fails with `what` past `budget_s`."""
+    deadline = time.monotonic() + budget_s
+    while not (value := found()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {budget_s} s")
+        time.sleep(1)
+    return value
+
+
+def _disk(folder) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+@contextlib.contextmanager
+def remote_backed(tmp_path, s3: seaweedfs.S3):
+    """The provisioned dfs whose share also has a remote `s3` block store: a new bucket on the
+    session's SeaweedFS, reached from the pod's network as a Service would be (the forward
+    records what DittoFS asks of it)."""
+    bucket = s3.bucket("dittofs-" + os.urandom(4).hex())
+    namespace = realdfs.Namespace()
+    s3_in_pod = realdfs.PortForward.out_of(namespace, s3.port)
+    remote = {"name": "remote", "type": "s3", "config": json.dumps({
+        "endpoint": f"http://127.0.0.1:{s3_in_pod.port}", "bucket": bucket.name, "region": seaweedfs.REGION,
+        "prefix": "demo/", "access_key_id": s3.access_key, "secret_access_key": s3.secret_key,
+        # DittoFS refuses loopback and private endpoints unless told (an SSRF guard).
+        "allow_private_endpoint": True})}
+    try:
+        with running(tmp_path, remote=remote, namespace=namespace) as data:
+            yield data, bucket, s3_in_pod
+    finally:
+        s3_in_pod.close()
+
+
+def _uploaded(data: Data, bucket: seaweedfs.Bucket, name: str, size: int) -> tuple[bytes, dict[str, int]]:
+    """Write `size` random bytes over NFS; wait until the bucket holds at least that much more
+    (DittoFS uploads a block once it is idle, about 10 s); the bytes and the bucket's objects."""
+    before = sum(bucket.objects().values())
+    written = os.urandom(size)
+    clients.nfs_write(data.nfs, SHARE, name, written, uid=UID, gid=GID)
+    objects = _wait_for(lambda: (found := bucket.objects()) and sum(found.values()) >= before + size and found,
+                        300, f"{size} bytes did not reach bucket {bucket.name}")
+    return written, objects
+
+
+def _evict(data: Data) -> dict:
+    """DittoFS drops its local copy of what the remote holds (the supported way to empty it)."""
+    return data.admin.call("POST", f"/api/v1/shares/{SHARE.strip('/')}/blockstore/evict", {}, 200)
+
+
+@pytest.mark.timeout(600)
+def test_a_remote_s3_store_gets_the_bytes_and_serves_them_once_the_local_store_is_emptied(tmp_path, s3):
+    with remote_backed(tmp_path, s3) as (data, bucket, s3_in_pod):
+        stored = data.admin.call("GET", "/api/v1/store/block/remote/remote")
+        assert stored["config"]["secret_access_key"] == "********"
+        assert stored["status"]["status"] == "healthy", stored["status"]
+
+        written, objects = _uploaded(data, bucket, "remote.bin", 2 * 1024 * 1024 + 4321)
+        assert all(key.startswith("demo/") for key in objects), sorted(objects)   # under the prefix
+        local = data.server.volume(layout.MOUNTS["content"]) / "local"
+        assert _disk(local) >= len(written)
+        assert _evict(data)["bytes_freed"] >= len(written)
+        assert _disk(local) < len(written) // 100
+        s3_in_pod.forget()
+        assert sha(clients.nfs_read(data.nfs, SHARE, "remote.bin", uid=UID, gid=GID)) == sha(written)
+        # Served from the bucket: DittoFS fetched the objects and holds a local copy again.
+        fetched = {path.split("?")[0] for method, path, _ in s3_in_pod.requests() if method == "GET"}
+        assert {f"/{bucket.name}/{key}" for key in objects} <= fetched, (sorted(fetched), sorted(objects))
+        assert _disk(local) >= len(written)
+
+
+@pytest.mark.timeout(600)
+def test_a_restart_without_the_local_copy_reads_zeros_on_this_dittofs(tmp_path, s3):
+    """DittoFS v0.29.0 forgets at a restart which ranges only the remote holds, and reads them
+    as zeros without an error (upstream #1850, fixed after v0.29.0 by #1851's `cold.log`): after
+    an eviction, and after the local directory is lost (an emptyDir, a claim not kept; the cold
+    log would go with it). So the local `fs` store of a remote-backed share belongs on a claim
+    that outlives the pod, and nothing here may evict. When the pinned DittoFS re-fetches
+    instead, this test fails: then revisit both rules."""
+    with remote_backed(tmp_path, s3) as (data, bucket, _):
+        evicted, _ = _uploaded(data, bucket, "evicted.bin", 1024 * 1024 + 17)
+        _evict(data)
+        data.server.stop()
+        data.server.start().wait_healthy(realdfs.startup_budget(data.server.pod))
+        assert clients.nfs_read(data.nfs, SHARE, "evicted.bin", uid=UID, gid=GID) == bytes(len(evicted))
+
+        lost, _ = _uploaded(data, bucket, "lost.bin", 1024 * 1024 + 29)
+        data.server.stop()
+        local = data.server.volume(layout.MOUNTS["content"]) / "local"
+        for child in local.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        data.server.start().wait_healthy(realdfs.startup_budget(data.server.pod))
+        assert sum(bucket.objects().values()) >= len(evicted) + len(lost)   # the bytes are in the bucket
+        assert clients.nfs_read(data.nfs, SHARE, "lost.bin", uid=UID, gid=GID) == bytes(len(lost))

@@ -106,7 +106,8 @@ def world(tmp_path, spec=None, hook_env=None, secrets: list[dict] = (), namespac
     made it first (to forward a server on this machine into it)."""
     spec = spec or factory.SPEC
     response = factory.sync_of(factory.request(factory.parent(spec=spec), related=list(secrets)))
-    with realdfs.running(realdfs.pod_of(response, list(secrets)), tmp_path, namespace=namespace) as server:
+    # pod_paths: the stores the hooks make are at their pod paths (/data/store/...), as in a pod.
+    with realdfs.running(realdfs.pod_of(response, list(secrets)), tmp_path, namespace=namespace, pod_paths=True) as server:
         env = {"DITTOFS_HOOK_API_URL_TEMPLATE": server.url(), **(hook_env or {})}
         with servers.gunicorn(env) as (hook, _):
             yield World(server, hook, response, spec, list(secrets))
