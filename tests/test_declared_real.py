@@ -16,7 +16,7 @@ import yaml
 
 from hooks.dittofs import layout
 from hooks.request import controlplane
-from tests import clients, realdfs
+from tests import apiserver as kube, clients, realdfs
 from tests.worlds import b64, declared, secret, world
 
 pytestmark = pytest.mark.dittofs
@@ -240,3 +240,56 @@ def test_objects_made_by_hand_are_adopted_and_their_bytes_survive_a_rolled_pod(t
         assert "level: DEBUG" in w.server.pod.config_yaml
         assert sha(clients.nfs_read(nfs, "/export", "by-hand.bin", uid=UID, gid=GID)) == sha(written)
         assert sha(clients.smb_get(smb, "/export", "alice", PASSWORD, "by-hand.bin")) == sha(written)
+
+
+@pytest.mark.timeout(600)
+def test_a_declared_s3_store_gets_the_bytes_and_rotated_keys_reach_it(tmp_path, s3):
+    """A remote s3 store in the spec (credentials from a Secret), a share on it: bytes written
+    over NFS reach the bucket under the store's prefix; evicted locally, they are read back from
+    the bucket (no restart: DittoFS v0.29.0 reads zeros after one, tests/test_dittofs_data.py)."""
+    bucket = s3.bucket("declared-" + os.urandom(4).hex())
+    namespace = realdfs.Namespace()
+    s3_in_pod = realdfs.PortForward.out_of(namespace, s3.port)
+    keys = secret("s3-keys", **{"access-key-id": s3.access_key, "secret-access-key": s3.secret_key})
+    spec = copy.deepcopy(SPEC)
+    spec["stores"]["remote"] = [{"name": "bucket", "type": "s3", "s3": {
+        "bucket": bucket.name, "region": "us-east-1", "prefix": "demo/", "allowPrivateEndpoint": True,
+        "endpoint": f"http://127.0.0.1:{s3_in_pod.port}", "credentialsSecretRef": {"name": "s3-keys"}}}]
+    docs = example()
+    password, user, share = (docs[kind] for kind in ("Secret", "DittoUser", "DittoShare"))
+    user["spec"]["groups"] = []
+    share["spec"].update(remoteStore="bucket", permissions=[{"user": "alice", "level": "read-write"}])
+    try:
+        with world(tmp_path, spec, secrets=[password, keys], namespace=namespace) as w:
+            w.declared = [user, share]
+            found = w.discover()
+            assert "remote/bucket" in dict(controlplane.read_applied(found["annotations"]).stores), w.state()
+            for obj in (user, share):
+                w.keep(obj)
+                assert condition(obj, "Ready")["status"] == "True", obj["status"]
+            stored = api_get(w, "/api/v1/store/block/remote/bucket").json()
+            assert stored["config"]["access_key_id"] == s3.access_key and stored["status"]["status"] == "healthy"
+
+            written = os.urandom(1024 * 1024 + 99)
+            nfs = w.server.forward(NFS_PORT)
+            clients.nfs_write(nfs, "/export", "to-s3.bin", written, uid=UID, gid=GID)
+            objects = kube.poll(lambda: (found := bucket.objects("demo/")) and sum(found.values()) >= len(written)
+                                and found, f"the bytes reaching bucket {bucket.name}", 300)
+            assert all(key.startswith("demo/") for key in objects)
+            evicted = requests.post(w.server.url() + "/api/v1/shares/export/blockstore/evict", headers=w.admin(),
+                                    json={}, timeout=30)
+            assert evicted.status_code == 200, evicted.text
+            assert sha(clients.nfs_read(nfs, "/export", "to-s3.bin", uid=UID, gid=GID)) == sha(written)
+
+            # Rotated keys (a new resourceVersion) are sent again through the API, no restart.
+            pid = w.server.proc.pid
+            w.related = [secret("s3-keys", version="2", **{"access-key-id": s3.access_key,
+                                                            "secret-access-key": s3.secret_key})
+                         if s["metadata"]["name"] == "s3-keys" else s for s in w.related]
+            w.api.forget()
+            w.discover()
+            assert ("PUT", "/api/v1/store/block/remote/bucket", None) in w.api.requests()
+            assert w.state().reason == controlplane.AUTHENTICATED and w.server.proc.pid == pid
+    finally:
+        s3_in_pod.close()
+

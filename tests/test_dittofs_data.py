@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from hooks.dittofs import layout
-from tests import clients, factory, realdfs
+from tests import apiserver as kube, clients, factory, realdfs
 from tests import s3 as seaweedfs
 
 pytestmark = pytest.mark.dittofs
@@ -207,16 +207,6 @@ def test_share_names_map_to_nfs_export_paths_and_lower_case_smb_names(data):
     assert "NT_STATUS_BAD_NETWORK_NAME" in unreachable.value.output
 
 
-def _wait_for(found, budget_s: float, what: str):
-    """`found()` once it is truthy, polled; fails with `what` past `budget_s`."""
-    deadline = time.monotonic() + budget_s
-    while not (value := found()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {budget_s} s")
-        time.sleep(1)
-    return value
-
-
 def _disk(folder) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
@@ -247,8 +237,8 @@ def _uploaded(data: Data, bucket: seaweedfs.Bucket, name: str, size: int) -> tup
     before = sum(bucket.objects().values())
     written = os.urandom(size)
     clients.nfs_write(data.nfs, SHARE, name, written, uid=UID, gid=GID)
-    objects = _wait_for(lambda: (found := bucket.objects()) and sum(found.values()) >= before + size and found,
-                        300, f"{size} bytes did not reach bucket {bucket.name}")
+    objects = kube.poll(lambda: (found := bucket.objects()) and sum(found.values()) >= before + size and found,
+                        f"{size} bytes reaching bucket {bucket.name}", 300)
     return written, objects
 
 
