@@ -50,7 +50,7 @@ SPEC = {"storage": {"metadataSize": "10Gi", "contentSize": "100Gi"},
 API_VERSION = f"{declared.API_GROUP}/v1alpha1"
 COUNTS = (1, 10, 100)
 MIN_CALLS = 400           # per measured batch: ~0.6 s of hook CPU, 60 ticks of /proc's clock
-DISCOVER_BATCH = 200      # /discover alone, per round
+DISCOVER_BATCH = 200      # /discover alone, per round (a multiple of CONNECTIONS)
 CONNECTIONS = 4           # Metacontroller's concurrent calls (the hook's 2 workers x 2 threads)
 LOGIN_PATH = "/api/v1/auth/login"
 # What each related resource of a customize answer is, by its resource name.
@@ -297,6 +297,11 @@ def cpu_batch(caller: Caller, pid: int, batch: list[list[tuple[str, bytes]]]) ->
     return over_http.tree_cpu_seconds(pid) - before
 
 
+def writes_in(records: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The requests that change DittoFS (a login changes nothing)."""
+    return [r for r in records if r[0] != "GET" and r[1] != LOGIN_PATH]
+
+
 def measure(fleet: Fleet, caller: Caller, pid: int, rounds: int) -> dict:
     seen = Counting.SEEN
     fleet.settle(caller)
@@ -305,7 +310,7 @@ def measure(fleet: Fleet, caller: Caller, pid: int, rounds: int) -> dict:
     fleet.check(caller.all(interval))
     reads = collections.Counter(path for method, path in seen[mark:] if method == "GET")
     wanted = collections.Counter(list(held(fleet.count)))
-    writes = [r for r in seen[mark:] if r[0] != "GET" and r[1] != LOGIN_PATH]
+    writes = writes_in(seen[mark:])
     if writes or reads != wanted:
         raise RuntimeError(f"N={fleet.count}: not a steady interval: writes {writes[:5]}, reads beyond the "
                            f"expected {dict(reads - wanted)}, missing {dict(wanted - reads)}")
@@ -315,16 +320,16 @@ def measure(fleet: Fleet, caller: Caller, pid: int, rounds: int) -> dict:
         mark = len(seen)
         spent = cpu_batch(caller, pid, [interval] * reps)
         asked = seen[mark:]
-        alone = cpu_batch(caller, pid, [[interval[0]] * (DISCOVER_BATCH // CONNECTIONS * CONNECTIONS)])
+        alone = cpu_batch(caller, pid, [[interval[0]] * DISCOVER_BATCH])
         if not round_:
             continue
-        writes += [r for r in asked if r[0] != "GET" and r[1] != LOGIN_PATH]
+        writes += writes_in(asked)
         if writes:
             raise RuntimeError(f"N={fleet.count}: writes in a steady state: {writes[:5]}")
         logins += sum(1 for r in asked if r[1] == LOGIN_PATH)
         requests.append(sum(1 for r in asked if r[0] == "GET") / reps)
         per_interval.append(spent / reps * 1e3)
-        discover.append(alone / (DISCOVER_BATCH // CONNECTIONS * CONNECTIONS) * 1e6)
+        discover.append(alone / DISCOVER_BATCH * 1e6)
     cpu_ms = statistics.median(per_interval)
     discover_us = statistics.median(discover)
     return {"count": fleet.count, "hook_calls": len(interval), "intervals_per_batch": reps,
