@@ -29,6 +29,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -58,8 +59,9 @@ class StandIn(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
-    def _answer(self, body: bytes) -> None:
-        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+    def _answer(self, body: bytes, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self.wfile.write(f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()
+                         + b"Content-Type: application/json\r\nContent-Length: "
                          + str(len(body)).encode() + b"\r\n\r\n" + body)
 
     def do_POST(self) -> None:
@@ -71,8 +73,9 @@ class StandIn(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def stand_in():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+def stand_in(handler: type[BaseHTTPRequestHandler] = StandIn):
+    """A DittoFS stand-in on 127.0.0.1, in this process (its CPU is not the hook's); yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

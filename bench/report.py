@@ -1,7 +1,8 @@
-"""The benchmark's tables (markdown), from the JSON that bench/inprocess.py, bench/over_http.py
-and bench/calls.py wrote, and the budget per server per minute made from the last.
+"""The benchmark's tables (markdown), from the JSON that bench/inprocess.py, bench/over_http.py,
+bench/calls.py and bench/declared.py wrote, and the budget per server per minute made from calls.py's.
 
-    .venv/bin/python -m bench.report bench/results/inprocess.json bench/results/http.json bench/results/calls.json
+    .venv/bin/python -m bench.report bench/results/inprocess.json bench/results/http.json \
+        bench/results/calls.json bench/results/declared.json
 """
 import json
 import os
@@ -182,11 +183,31 @@ def render_calls(found: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def render_declared(found: dict) -> str:
+    out = [
+        "",
+        f"Per polling interval with N declared shares and N users on one server (bench/declared.py): each object's "
+        f"sync once and `/discover` once, {found['connections']} connections; hook CPU of the gunicorn processes, "
+        f"{found['rounds']} rounds, medians.",
+        "",
+        "| N shares + N users | hook calls | DittoFS requests (writes) | hook CPU (ms) | per declared object (µs) "
+        "| `/discover` alone (µs, request size) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in found["counts"]:
+        out.append(f"| {r['count']} | {r['hook_calls']} | {r['dittofs_requests']:.0f} ({r['dittofs_writes']}) | "
+                   f"{r['hook_cpu_ms']:.1f} | {r['declared_cpu_us_per_object']:.0f} | "
+                   f"{r['discover_cpu_us']:.0f} ({kb(r['discover_request_bytes'])}) |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str]) -> int:
     inprocess = json.loads(Path(argv[1]).read_text())
     http = json.loads(Path(argv[2]).read_text()) if len(argv) > 2 and Path(argv[2]).exists() else None
     calls = json.loads(Path(argv[3]).read_text()) if len(argv) > 3 and Path(argv[3]).exists() else None
-    sys.stdout.write(render(inprocess, http) + (render_calls(calls) if calls else ""))
+    found = json.loads(Path(argv[4]).read_text()) if len(argv) > 4 and Path(argv[4]).exists() else None
+    sys.stdout.write(render(inprocess, http) + (render_calls(calls) if calls else "")
+                     + (render_declared(found) if found else ""))
     return 0
 
 
