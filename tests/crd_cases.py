@@ -148,6 +148,11 @@ HOOK_REFUSALS = [
      {"database": {"type": "postgres", "postgresSecretRef": {"name": "pg"}}}),
     ({"controlPlane": {"clientCASecretName": "clients"}}, ".controlPlane.clientCASecretName",
      {"controlPlane": {"clientCASecretName": "clients", "certSecretName": "api-tls"}}),
+    ({"database": {"postgresSecretRef": {"name": "pg"}},
+      "stores": {"metadata": [{"name": "meta", "type": "postgres", "postgres": {"secretRef": {"name": "pg"}}}]}},
+     ".stores.metadata",
+     {"database": {"postgresSecretRef": {"name": "pg"}},
+      "stores": {"metadata": [{"name": "meta", "type": "postgres", "postgres": {"secretRef": {"name": "meta-db"}}}]}}),
     ({"stores": {"local": [{"name": "blocks", "type": "fs"}]}}, ".stores.local",
      {"stores": {"local": [{"name": "blocks", "type": "fs"}]}, "storage": {"metadataSize": "10Gi", "contentSize": "10Gi"}}),
 ]

@@ -406,6 +406,9 @@ def test_an_s3_store_needs_its_settings():
     assert crd_cases.store_change_refusals(stores, {}, {"remote": [{"name": "r", "type": "s3"}]}) == [
         "a remote store of type s3 needs s3 (bucket, credentialsSecretRef)"]
     assert crd_cases.store_change_refusals(stores, {}, {"remote": [{"name": "r", "type": "memory"}]}) == []
+    assert crd_cases.store_change_refusals(stores, {}, {"metadata": [{"name": "m", "type": "postgres"}]}) == [
+        "a metadata store of type postgres needs postgres.secretRef (a Secret with host, database, user, password of "
+        "a database of its own)"]
 
 
 def test_status_schema_accepts_a_hook_status_and_rejects_a_bad_time():
@@ -461,9 +464,9 @@ def _cel_rules() -> tuple[list[dict], list[dict]]:
 
 def test_cel_rules_are_present():
     root_rules, spec_rules = _cel_rules()
-    # ports differ, postgres needs its Secret, a client CA needs a certificate, an fs store needs the
-    # content claim, one per unsupported field
-    assert len(root_rules) == 1 and len(spec_rules) == 4 + len(spec_module.UNSUPPORTED)
+    # ports differ, postgres needs its Secret, a client CA needs a certificate, a postgres store needs
+    # its own database, an fs store needs the content claim, one per unsupported field
+    assert len(root_rules) == 1 and len(spec_rules) == 5 + len(spec_module.UNSUPPORTED)
     assert len(crd_cases.nested_rules(_crd_schema()["properties"]["spec"])) == len(spec_rules) + 5 + 7   # and LDAP's and Kerberos's, on their objects
     name_rule = root_rules[0]["rule"]
     assert "self.metadata.name" in name_rule and "52" in name_rule and ".matches(" in name_rule

@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 from hooks.dittofs import client, identity, layout, pacing, stores
 from hooks.request import adapters, controlplane, durations, observed, spec
-from hooks.request import stores as stores_spec
 
 log = logging.getLogger("hooks.dittofs.discovery")
 
@@ -395,8 +394,9 @@ class Poll:
         credentials = None
         if want.secret is not None:
             data = _data(secret, want.secret)
-            credentials = {"access_key_id": _required(data, want.secret, stores_spec.ACCESS_KEY_ID_KEY),
-                           "secret_access_key": _required(data, want.secret, stores_spec.SECRET_ACCESS_KEY_KEY)}
+            values = {key: _required(data, want.secret, key) if required else _decoded(data, want.secret, key)
+                      for key, _, required in want.secret_keys}
+            credentials = stores.secret_config(want, {k: v for k, v in values.items() if v})
         step = f"make the {want.kind} store {want.name}"
         # Read first: DittoFS opens a store before it checks the name, so a second POST for a
         # badger store in use answers 400 ("locked by another process"), not 409.
@@ -408,7 +408,7 @@ class Poll:
         why = stores.mismatch(want, held)
         if why is not None:
             raise Unavailable(why, controlplane.ADMIN_WRITE_BLOCKED)
-        if credentials is not None:   # an s3 store's settings and credentials follow the spec
+        if credentials is not None:   # settings from a Secret (rotated keys, a new password) follow it
             body = want.body(credentials)
             self.call.send("PUT", self.admin(), stores.item_path(want), step, refused,
                            {"type": body["type"], "config": body["config"]})

@@ -21,16 +21,24 @@ METADATA, LOCAL, REMOTE = "metadata", "local", "remote"
 PATHS = {METADATA: "/api/v1/store/metadata", LOCAL: "/api/v1/store/block/local", REMOTE: "/api/v1/store/block/remote"}
 
 
+# What a store's Secret adds to its config: (key in the Secret, key in the config, required).
+S3_KEYS = ((stores.ACCESS_KEY_ID_KEY, "access_key_id", True), (stores.SECRET_ACCESS_KEY_KEY, "secret_access_key", True))
+# The keys of the control plane's database Secret (`layout.POSTGRES_KEYS`), DittoFS's names.
+POSTGRES_KEYS = tuple((key, key, not optional) for key, optional in layout.POSTGRES_KEYS)
+
+
 @dataclass(frozen=True)
 class Wanted:
-    """One store as DittoFS should hold it. `secret` names the s3 credentials Secret, whose
-    values are added to the config only when it is sent (they never reach a digest)."""
+    """One store as DittoFS should hold it. `secret` names the Secret (S3 credentials, a
+    PostgreSQL connection) whose values `secret_keys` adds to the config only when it is sent:
+    they never reach a digest."""
 
     kind: str
     name: str
     type: str
     config: dict
     secret: str | None = None
+    secret_keys: tuple = ()
 
     @property
     def key(self) -> str:
@@ -70,12 +78,13 @@ def _s3_config(s3: stores.S3) -> dict:
 
 def wanted(declared: stores.Stores) -> list[Wanted]:
     """Every declared store, metadata first (a share needs its stores before it is made)."""
-    found = [Wanted(METADATA, s.name, s.type, {"path": metadata_path(s.name)} if s.type == "badger" else {})
+    found = [Wanted(METADATA, s.name, s.type, {"path": metadata_path(s.name)} if s.type == "badger" else {},
+                    s.postgres.secret_ref.name if s.postgres is not None else None, POSTGRES_KEYS)
              for s in declared.metadata]
     found += [Wanted(LOCAL, s.name, s.type, {"path": local_path(s.name)} if s.type == "fs" else {})
               for s in declared.local]
     found += [Wanted(REMOTE, s.name, s.type, _s3_config(s.s3) if s.s3 is not None else {},
-                     s.s3.credentials_secret_ref.name if s.s3 is not None else None)
+                     s.s3.credentials_secret_ref.name if s.s3 is not None else None, S3_KEYS)
               for s in declared.remote]
     return found
 
@@ -102,6 +111,14 @@ def on_a_claim(path: object) -> bool:
     operator users make them, is taken where it is: moving it would lose its data)."""
     claims = (layout.MOUNTS["metadata"], layout.MOUNTS["content"])
     return isinstance(path, str) and any(path == claim or path.startswith(claim + "/") for claim in claims)
+
+
+def secret_config(want: Wanted, values: dict[str, str]) -> dict:
+    """The config keys a store's Secret gives (DittoFS reads a PostgreSQL port as a number)."""
+    found = {config_key: values[key] for key, config_key, _ in want.secret_keys if key in values}
+    if "port" in found:
+        found["port"] = int(found["port"]) if found["port"].isdigit() else found["port"]
+    return found
 
 
 def item_path(want: Wanted) -> str:

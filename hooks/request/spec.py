@@ -383,6 +383,8 @@ class DittoServerSpec(Model):
     @pydantic.model_validator(mode="after")
     def _stores_on_claims(self) -> "DittoServerSpec":
         self.stores.check_claims(self.storage.content_size is not None)
+        ref = self.database.postgres_secret_ref
+        self.stores.check_databases(ref.name if ref is not None else None)
         return self
 
     def referenced_secrets(self) -> list[str]:

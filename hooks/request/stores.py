@@ -22,11 +22,30 @@ class Model(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
 
+class SecretRef(Model):
+    name: Annotated[str, Field(min_length=1)]
+
+
+class Postgres(Model):
+    # A Secret with the keys of `database.postgresSecretRef` (host, database, user, password, and
+    # optional port, sslmode), naming a database of the store's own.
+    secret_ref: SecretRef
+
+
 class MetadataStore(Model):
-    """`badger` keeps its files on the `metadata` claim; `memory` loses everything on restart."""
+    """`badger` keeps its files on the `metadata` claim; `postgres` in a PostgreSQL database of
+    its own; `memory` loses everything on restart."""
 
     name: StoreName
-    type: Literal["badger", "memory"]
+    type: Literal["badger", "postgres", "memory"]
+    postgres: Postgres | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _postgres_has_a_database(self) -> "MetadataStore":
+        if self.type == "postgres" and self.postgres is None:
+            raise ValueError(f"metadata store {self.name} of type postgres needs postgres.secretRef (a Secret with "
+                             "host, database, user, password of a database of its own)")
+        return self
 
 
 class LocalStore(Model):
@@ -34,10 +53,6 @@ class LocalStore(Model):
 
     name: StoreName
     type: Literal["fs", "memory"]
-
-
-class CredentialsRef(Model):
-    name: Annotated[str, Field(min_length=1)]
 
 
 class S3(Model):
@@ -49,7 +64,7 @@ class S3(Model):
     # an S3 service inside the cluster (MinIO, SeaweedFS) needs this.
     allow_private_endpoint: bool = False
     # The Secret with keys access-key-id and secret-access-key: DittoFS refuses an s3 store without.
-    credentials_secret_ref: CredentialsRef
+    credentials_secret_ref: SecretRef
 
 
 class RemoteStore(Model):
@@ -84,14 +99,24 @@ class Stores(Model):
         return not (self.metadata or self.local or self.remote)
 
     def credentials_secrets(self) -> list[str]:
-        """The S3 credentials Secrets `/discover` reads when it creates a remote store."""
-        return sorted({store.s3.credentials_secret_ref.name for store in self.remote if store.s3 is not None})
+        """The Secrets `/discover` reads when it makes a store: S3 credentials, PostgreSQL connections."""
+        return sorted({*(store.s3.credentials_secret_ref.name for store in self.remote if store.s3 is not None),
+                       *(store.postgres.secret_ref.name for store in self.metadata if store.postgres is not None)})
 
     def ephemeral(self) -> list[str]:
         """`kind/name` of every store whose data goes with the pod."""
         return [f"{kind}/{store.name}" for kind, group in (("metadata", self.metadata), ("local", self.local),
                                                              ("remote", self.remote))
                 for store in group if store.type == EPHEMERAL]
+
+    def check_databases(self, control_plane_secret: str | None) -> None:
+        """A postgres metadata store cannot share the control plane's database: both have a
+        `shares` table."""
+        for store in self.metadata:
+            if store.postgres is not None and store.postgres.secret_ref.name == control_plane_secret:
+                raise ValueError(f"metadata store {store.name} names the control plane's database Secret: DittoFS's "
+                                 "metadata and control-plane tables would share one database (both have a table "
+                                 "shares); give the store a database of its own")
 
     def check_claims(self, has_content_claim: bool) -> None:
         """A durable local store keeps its blocks on the content claim: without one they would
