@@ -16,7 +16,7 @@ import yaml
 
 from hooks.dittofs import layout
 from hooks.request import controlplane
-from tests import apiserver as kube, clients, realdfs
+from tests import apiserver as kube, clients, factory, realdfs
 from tests.worlds import b64, declared, secret, world
 
 pytestmark = pytest.mark.dittofs
@@ -329,3 +329,41 @@ def test_a_declared_postgres_metadata_store_keeps_the_files_across_a_crash(tmp_p
             assert int(postgres.query(database, "SELECT count(*) FROM inodes")[0]) >= 2   # the root and the file
     finally:
         in_pod.close()
+
+
+def test_bytes_survive_an_adapter_toggled_off_and_on_and_the_pod_it_rolls(tmp_path):
+    """An adapter stopped through the API changes the container ports, so the pod rolls (as with
+    the Go operator); the share's bytes are there after each roll, over the adapter still on,
+    and over the one turned back on."""
+    docs = example()
+    password, group, user, share = (docs[kind] for kind in ("Secret", "DittoGroup", "DittoUser", "DittoShare"))
+    with world(tmp_path, SPEC, secrets=[password]) as w:
+        w.declared = [group, user, share]
+        w.discover()
+        for obj in (group, user, share):
+            w.keep(obj)
+        nfs, smb = w.server.forward(NFS_PORT), w.server.forward(SMB_PORT)
+        written = os.urandom(700 * 1024)
+        clients.smb_put(smb, "/export", "alice", PASSWORD, "toggled.bin", written)
+        before = w.sync()
+
+        def roll(enabled: bool) -> dict:
+            changed = requests.put(w.server.url() + "/api/v1/adapters/smb", headers=w.admin(), timeout=10,
+                                   json={"enabled": enabled})
+            assert changed.status_code == 200, changed.text
+            w.discover()
+            synced = w.sync()
+            assert ("adapter-smb" in factory.port_names(synced)) is enabled
+            w.server.stop()                      # the rolled pod: a new one from the same volumes
+            w.server.pod = realdfs.pod_of(synced, [password])
+            w.server.start().wait_healthy(realdfs.startup_budget(w.server.pod))
+            return synced
+
+        off = roll(False)
+        assert off["children"] != before["children"]
+        assert sha(clients.nfs_read(nfs, "/export", "toggled.bin", uid=UID, gid=GID)) == sha(written)
+        with pytest.raises(clients.ClientError):
+            clients.smb_get(smb, "/export", "alice", PASSWORD, "toggled.bin", timeout=20)
+        roll(True)
+        assert sha(clients.smb_get(smb, "/export", "alice", PASSWORD, "toggled.bin")) == sha(written)
+        assert sha(clients.nfs_read(nfs, "/export", "toggled.bin", uid=UID, gid=GID)) == sha(written)
