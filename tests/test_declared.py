@@ -7,7 +7,8 @@ import pytest
 
 from hooks.children import declared_status
 from hooks.dittofs import decorate, discovery, keeping, stores
-from hooks.request import declared, errors, spec
+from hooks.request import controlplane, declared, errors, spec
+from tests import factory
 from tests.worlds import declared as declared_object
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
@@ -158,3 +159,20 @@ def test_a_share_is_ephemeral_when_its_data_goes_with_the_pod():
     assert decorate.ephemeral(share(metadataStore="meta", localStore="ram"), server)
     assert decorate.ephemeral(share(metadataStore="meta", localStore="ram", remoteStore="r"), server)
     assert not decorate.ephemeral(share(metadataStore="meta", localStore="disk"), server)
+
+
+def test_the_server_says_which_stores_are_made_and_which_are_ephemeral():
+    spec_value = {"storage": {"metadataSize": "1Gi"}, "stores": {
+        "metadata": [{"name": "meta", "type": "badger"}, {"name": "mem", "type": "memory"}]}}
+    parent = factory.parent(spec=spec_value)
+    assert factory.condition(factory.sync_of(factory.request(parent)), "StoresReady")["status"] == "Unknown"
+    digests = {w.key: w.digest(None) for w in stores.wanted(spec.parse_spec(spec_value).stores)}
+    parent["metadata"]["annotations"][controlplane.APPLIED_ANNOTATION] = controlplane.Applied(
+        stores=tuple(sorted(digests.items()))).encode()
+    made = factory.condition(factory.sync_of(factory.request(parent)), "StoresReady")
+    assert (made["status"], made["reason"]) == ("True", "Ephemeral") and "metadata/mem keep their data in memory" in made["message"]
+    # A store changed since: made again, so not ready until discovery says so.
+    parent["spec"]["stores"]["metadata"][0]["type"] = "memory"
+    assert factory.condition(factory.sync_of(factory.request(parent)), "StoresReady")["status"] == "Unknown"
+    # No store declared: no condition.
+    assert all(c["type"] != "StoresReady" for c in factory.sync_of(factory.request(factory.parent()))["status"]["conditions"])

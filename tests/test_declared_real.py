@@ -64,7 +64,11 @@ def test_the_worked_example_gives_a_share_real_clients_write_to_and_read_back(tm
     with world(tmp_path, SPEC, secrets=[password]) as w:
         assert w.parent["metadata"]["name"] == docs["DittoServer"]["metadata"]["name"]
         w.declared = [group, user, share]
+        waiting = factory.condition(w.sync(), "StoresReady")
+        assert (waiting["status"], waiting["reason"]) == ("Unknown", "Applying")
         found = w.discover()
+        made = factory.condition(w.sync(), "StoresReady")
+        assert (made["status"], made["message"]) == ("True", "every store is made: metadata/meta, local/blocks")
         applied = controlplane.read_applied(found["annotations"])
         assert dict(applied.stores).keys() == {"metadata/meta", "local/blocks"} and applied.manager
         assert w.state().reason == controlplane.AUTHENTICATED

@@ -6,7 +6,7 @@ otherwise it is copied from the parent's current status, so a resync never rewri
 from datetime import datetime
 
 from hooks.children import statefulset
-from hooks.dittofs import identity, layout
+from hooks.dittofs import discovery, identity, layout, stores
 from hooks.request import context, controlplane, names, observed, ports
 
 
@@ -122,6 +122,28 @@ def authenticated(ctx: context.Context) -> tuple[bool | None, str, str]:
     return None if state.reason == controlplane.NOT_READY else state.polling, state.reason, state.message
 
 
+def stores_ready(ctx: context.Context) -> tuple[bool | None, str, str] | None:
+    """`StoresReady` when the spec declares stores: whether `/discover` has made each of them as
+    the spec (and its Secrets' versions) now says, and which keep their data in memory."""
+    wanted = stores.wanted(ctx.spec.stores)
+    if not wanted:
+        return None
+    made = dict(controlplane.read_applied(observed.dig(ctx.parent, "metadata", "annotations")).stores)
+    pending = []
+    for want in wanted:
+        secret = ctx.observed.related_secrets.get(want.secret) if want.secret else None
+        if made.get(want.key) != want.digest(discovery.secret_digest(secret) if secret is not None else None):
+            pending.append(want.key)
+    if pending:
+        return None, "Applying", (f"the discovery hook has not made {', '.join(pending)} yet (it does once the server "
+                                  "answers; the Authenticated condition says what waits)")
+    ephemeral = ctx.spec.stores.ephemeral()
+    if ephemeral:
+        return True, "Ephemeral", (f"every store is made; {', '.join(ephemeral)} keep their data in memory: it is lost "
+                                   "whenever the pod restarts")
+    return True, "StoresMade", f"every store is made: {', '.join(want.key for want in wanted)}"
+
+
 def identity_providers(ctx: context.Context) -> tuple[bool | None, str, str] | None:
     """`IdentityProviderReady` when the spec sets a provider: whether `/discover` has given the
     running server this spec's settings, and what DittoFS said of them (its LDAP test dials and
@@ -185,6 +207,9 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
     providers = identity_providers(ctx)
     if providers is not None:
         conditions.add("IdentityProviderReady", *providers)
+    made = stores_ready(ctx)
+    if made is not None:
+        conditions.add("StoresReady", *made)
     if plan.conflicts:
         conditions.add("PortConflict", True, "PortsLeftOut", "; ".join(plan.conflicts))
     if storage_drift:
