@@ -9,7 +9,7 @@ import trustme
 
 from hooks.request import adapters, controlplane
 from tests import factory, realdfs, servers
-from tests.worlds import World, secret
+from tests.worlds import World, declared, secret
 
 pytestmark = pytest.mark.dittofs
 
@@ -70,3 +70,26 @@ def test_a_certificate_the_ca_did_not_sign_is_refused_and_changes_nothing(tmp_pa
         assert "certificate not trusted" in w.state().message
         synced = factory.sync_of(factory.request(w.parent))
         assert factory.condition(synced, "Authenticated")["status"] == "False"
+
+
+def test_the_declared_kinds_trust_the_ca_the_manager_secret_carries(tmp_path):
+    """A share's hook cannot relate the certificate Secret (the server names it): the manager
+    Secret carries its ca.crt, and the hook verifies the server with it, and with nothing else."""
+    ca = trustme.CA()
+    cert = tls_secret("api-tls", ca, ca)
+    with tls_world(tmp_path, cert, ca, spec={**TLS_SPEC, "storage": {"metadataSize": "1Gi", "contentSize": "1Gi"},
+                                              "stores": {"metadata": [{"name": "meta", "type": "memory"}],
+                                                         "local": [{"name": "blocks", "type": "memory"}]}}) as w:
+        manager = next(s for s in w.related if s["metadata"]["name"] == "demo-manager-credentials")
+        assert manager["data"]["ca.crt"] == cert["data"]["ca.crt"]
+        group = declared("DittoGroup", "staff", {"server": "demo", "gid": 4000})
+        w.declared = [group]
+        w.discover()
+        assert w.state().reason == controlplane.AUTHENTICATED, w.state()
+        w.keep(group)
+        assert factory.condition(group, "Synced")["status"] == "True", group["status"]
+        # Another CA in the manager Secret: refused, nothing asked of DittoFS goes through.
+        manager["data"]["ca.crt"] = secret("x", c=trustme.CA().cert_pem.bytes().decode())["data"]["c"]
+        w.keep(group)
+        synced = factory.condition(group, "Synced")
+        assert (synced["status"], synced["reason"]) == ("False", controlplane.TLS_FAILURE)

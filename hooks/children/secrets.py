@@ -116,12 +116,26 @@ def referenced_own(ctx: context.Context) -> dict[str, dict]:
     return found
 
 
+def manager_ca(ctx: context.Context) -> str | None:
+    """The control plane's CA (`ca.crt` of its certificate Secret, as stored), which the manager
+    Secret carries: the declared kinds' hooks verify the server with it, and cannot relate the
+    certificate Secret themselves (its name is the server's to choose). It follows the
+    certificate Secret, as it is public."""
+    name = ctx.spec.control_plane.cert_secret_name
+    data = observed.dig(ctx.observed.related_secrets.get(name), "data", default={}) if name else {}
+    value = data.get(layout.CA_KEY) if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def build(ctx: context.Context) -> list[dict]:
     found = [_secret(ctx, suffix, data) for suffix, data in referenced_own(ctx).items()]
     for suffix, wanted in generated(ctx):
         current = current_data(ctx, suffix, wanted)
-        found.append(_secret(ctx, suffix, {key: current[key] if _present(current.get(key), suffix) else _b64(make())
-                                           for key, make in sorted(wanted.items())}))
+        data = {key: current[key] if _present(current.get(key), suffix) else _b64(make())
+                for key, make in sorted(wanted.items())}
+        if suffix == layout.MANAGER_SUFFIX and (ca := manager_ca(ctx)) is not None:
+            data = dict(sorted({**data, layout.CA_KEY: ca}.items()))
+        found.append(_secret(ctx, suffix, data))
     legacy = legacy_kept(ctx)
     if legacy is not None:
         found.append(_secret(ctx, layout.LEGACY_ADMIN_SUFFIX, legacy))
@@ -140,4 +154,5 @@ def existing_values(ctx: context.Context) -> tuple | None:
     legacy = legacy_kept(ctx)
     found.append(None if legacy is None else tuple(legacy.items()))
     found.append(tuple((suffix, tuple(data.items())) for suffix, data in referenced_own(ctx).items()))
+    found.append(manager_ca(ctx))
     return tuple(found)

@@ -80,8 +80,10 @@ class Keeper:
     """The hooks' long-lived parts: the API client (shared with discovery: one pool of
     connections, one token cache) and where the API Services are."""
 
-    def __init__(self, api: client.Client, url_template: str = discovery.DEFAULT_URL_TEMPLATE, random_token=None):
+    def __init__(self, api: client.Client, url_template: str = discovery.DEFAULT_URL_TEMPLATE, random_token=None,
+                 trust: discovery.TrustStore | None = None):
         self.api, self.url_template = api, url_template
+        self.trust = trust or discovery.TrustStore()
         self.random_token = random_token or (lambda length: secrets.token_urlsafe(length)[:length])
 
     def sync(self, request: object, kind: str) -> Outcome:
@@ -131,8 +133,8 @@ class Keeper:
               finalizing: bool) -> None:
         if obj.kind == declared.SHARE:
             check_stores(obj.spec, parsed)
-        creds = self.manager(request, obj, parsed)
-        call = self.api.call(True, None)
+        creds, verify = self.manager(request, obj, parsed)
+        call = self.api.call(verify, None)
         if obj.kind == declared.SHARE:
             work = keeping.ShareApply(obj, call, creds, REFUSED)
         elif obj.kind == declared.GROUP:
@@ -153,14 +155,22 @@ class Keeper:
         else:
             work.ensure()
 
-    def manager(self, request: dict, obj: declared.Declared, parsed: spec.DittoServerSpec) -> client.Credentials:
+    def manager(self, request: dict, obj: declared.Declared,
+                parsed: spec.DittoServerSpec) -> tuple[client.Credentials, bool | str]:
+        """The manager account's credentials, and what the server's certificate is checked
+        against: the control plane's CA that the manager Secret carries, else the system's roots."""
         server = obj.spec.server
         secret = f"{server}-{layout.MANAGER_SUFFIX}"
         found = find_object(request.get("related"), "Secret.v1", secret, obj.namespace)
         url = discovery.default_url(server, obj.namespace, parsed.control_plane.port, self.url_template,
                                     parsed.control_plane.https)
         password = discovery.secret_value(found, secret, layout.PASSWORD_KEY)
-        return client.Credentials(url, layout.MANAGER_USER, password)
+        try:
+            pem = discovery.secret_value(found, secret, layout.CA_KEY)
+        except client.Unavailable:
+            pem = None
+        verify = self.trust.path(pem) if pem and "-----BEGIN CERTIFICATE-----" in pem else True
+        return client.Credentials(url, layout.MANAGER_USER, password), verify
 
     # A user's password ----------------------------------------------------------------------------
 

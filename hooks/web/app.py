@@ -248,7 +248,7 @@ def create_app(config: settings.Settings | None = None, discovery_client: discov
     app.extensions[discovery.EXTENSION] = discovery_client or discovery.Discovery(url_template=config.api_url_template)
     # The declared kinds' hooks share discovery's API client: one pool, one token cache.
     found = app.extensions[discovery.EXTENSION]
-    app.extensions[KEEPER] = decorate.Keeper(found.api, found.url_template)
+    app.extensions[KEEPER] = decorate.Keeper(found.api, found.url_template, trust=found.trust)
     register_errors(app)
     register_observability(app, meter, logs.CallLog())
     register_auth(app, auth.source(config.token, config.token_file))
