@@ -99,7 +99,12 @@ def uuid(kind: int, i: int) -> str:
 def held(count: int) -> dict[str, bytes]:
     """DittoFS's answers to the GETs of a steady state, by path: the fields `dfs` v0.29.0 gives
     (read from its answers to the same objects), with fixed ids and times."""
-    found = {"/api/v1/adapters": calls.ADAPTERS}
+    found = {"/api/v1/adapters": calls.ADAPTERS,
+             # /discover's inventory of what nothing declares (one of each, left alone).
+             "/api/v1/shares": orjson.dumps([{"name": f"/{share_name(i)}"} for i in range(count)] + [{"name": "/manual"}]),
+             "/api/v1/users": orjson.dumps([{"username": user_name(i)} for i in range(count)]
+                                           + [{"username": "admin"}, {"username": "k8s-manager"}, {"username": "bob"}]),
+             "/api/v1/groups": orjson.dumps([{"name": "admins"}, {"name": "users"}, {"name": "staff"}])}
     for i in range(count):
         name = share_name(i)
         found[f"/api/v1/shares/%2F{name}"] = orjson.dumps({

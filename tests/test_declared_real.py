@@ -67,8 +67,11 @@ def test_the_worked_example_gives_a_share_real_clients_write_to_and_read_back(tm
         waiting = factory.condition(w.sync(), "StoresReady")
         assert (waiting["status"], waiting["reason"]) == ("Unknown", "Applying")
         found = w.discover()
-        made = factory.condition(w.sync(), "StoresReady")
+        synced = w.sync()
+        made = factory.condition(synced, "StoresReady")
         assert (made["status"], made["message"]) == ("True", "every store is made: metadata/meta, local/blocks")
+        # Nothing in DittoFS yet that the example does not declare (its own accounts aside).
+        assert synced["status"]["undeclared"] == {"shares": 0, "users": 0, "groups": 0}
         applied = controlplane.read_applied(found["annotations"])
         assert dict(applied.stores).keys() == {"metadata/meta", "local/blocks"} and applied.manager
         assert w.state().reason == controlplane.AUTHENTICATED
@@ -224,9 +227,17 @@ def test_objects_made_by_hand_are_adopted_and_their_bytes_survive_a_rolled_pod(t
         written = os.urandom(1024 * 1024 + 3)
         clients.nfs_write(nfs, "/export", "by-hand.bin", written, uid=UID, gid=GID)
 
+        made = requests.post(url + "/api/v1/shares", headers=admin, timeout=10,
+                             json={"name": "/scratch", "metadata_store_id": "meta", "local_block_store": "blocks"})
+        assert made.status_code == 201, made.text
         w.declared = [user, share]
         w.discover()
         assert w.state().reason == controlplane.AUTHENTICATED, w.state()   # the stores are taken as they are
+        # What nothing declares is left alone, and counted.
+        assert w.sync()["status"]["undeclared"] == {"shares": 1, "users": 0, "groups": 0}
+        w.api.forget()
+        w.discover()
+        assert controlplane.UNDECLARED_ANNOTATION not in w.last["annotations"]   # unchanged: not written again
         for obj in (user, share):
             w.keep(obj)
             assert condition(obj, "Synced")["status"] == "True", obj["status"]

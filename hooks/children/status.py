@@ -229,4 +229,12 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
         # One string, because kubectl's printer columns show only the first match of a list.
         "adapterSummary": ",".join(f"{a['type']}:{a['port']}" for a in applied),
         "conditions": conditions.items,
+        **undeclared(ctx),
     }
+
+
+def undeclared(ctx: context.Context) -> dict:
+    """`undeclared`: what DittoFS holds that no DittoShare, DittoUser or DittoGroup declares, as
+    `/discover` last counted it (only for a server that something declared names)."""
+    found = controlplane.read_undeclared(observed.dig(ctx.parent, "metadata", "annotations"))
+    return {"undeclared": found.status()} if found is not None else {}

@@ -69,13 +69,6 @@ def find_server(related: object, name: str, namespace: str) -> dict | None:
     return None
 
 
-def share_name(obj: declared.Declared) -> str:
-    s = obj.spec
-    if obj.kind == declared.SHARE:
-        return s.share_name(obj.name)
-    return s.account(obj.name) if obj.kind == declared.USER else s.group_name(obj.name)
-
-
 class Keeper:
     """The hooks' long-lived parts: the API client (shared with discovery: one pool of
     connections, one token cache) and where the API Services are."""
@@ -88,7 +81,7 @@ class Keeper:
 
     def sync(self, request: object, kind: str) -> Outcome:
         obj = declared.read(request, kind)
-        outcome = Outcome(obj, keeping.Result(), share_name(obj))
+        outcome = Outcome(obj, keeping.Result(), keeping.name_of(obj))
         finalizing = request.get("finalizing") is True
         if kind == declared.USER:
             outcome.attachments = self.password_attachment(request, obj)

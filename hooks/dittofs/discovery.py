@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from hooks.dittofs import client, identity, layout, pacing, stores
-from hooks.request import adapters, controlplane, durations, observed, spec
+from hooks.dittofs import client, identity, keeping, layout, pacing, stores
+from hooks.request import adapters, controlplane, declared, durations, errors, observed, spec
 
 log = logging.getLogger("hooks.dittofs.discovery")
 
@@ -39,6 +39,12 @@ OPERATOR_ROLE = "operator"
 MANAGER_ROLE = "admin"   # DittoFS lets only admins write stores, shares, users and groups
 DECLARED_RESOURCES = ("dittoshares", "dittousers", "dittogroups")
 DECLARED_KINDS = ("DittoShare", "DittoUser", "DittoGroup")
+# What the inventory lists: (count, path, the field holding the name).
+INVENTORY = (("shares", "/api/v1/shares", "name"), ("users", "/api/v1/users", "username"),
+             ("groups", "/api/v1/groups", "name"))
+# What DittoFS and the hooks make themselves: never counted as undeclared.
+SYSTEM_NAMES = {"shares": set(), "users": {layout.ADMIN_USER, layout.OPERATOR_USER, layout.MANAGER_USER},
+                "groups": {"admins", "operators", "users"}}
 DEFAULT_URL_TEMPLATE = "{scheme}://{name}-api.{namespace}.svc.cluster.local:{port}"
 Unavailable = client.Unavailable
 Credentials = client.Credentials
@@ -221,6 +227,7 @@ class Outcome:
     applied: controlplane.Applied
     entries: list[adapters.Entry] | None = None    # None: adapter state not read
     notes: list[tuple[str, str]] = field(default_factory=list)   # (reason, text) of each write that waits
+    undeclared: controlplane.Undeclared | None = None   # None: not counted in this poll
 
 
 def answer(target: Target, outcome: Outcome) -> dict:
@@ -232,6 +239,8 @@ def answer(target: Target, outcome: Outcome) -> dict:
         annotations[controlplane.APPLIED_ANNOTATION] = outcome.applied.encode()
     if outcome.entries is not None:
         annotations[adapters.ANNOTATION] = adapters.canonical(outcome.entries)
+    if outcome.undeclared is not None and outcome.undeclared != controlplane.read_undeclared(target.annotations):
+        annotations[controlplane.UNDECLARED_ANNOTATION] = outcome.undeclared.encode()
     return {"annotations": annotations, "attachments": [],
             "resyncAfterSeconds": target.spec.adapter_discovery.polling_seconds}
 
@@ -346,6 +355,27 @@ class Poll:
         self.identity_writes(outcome)
         self.manager_writes(outcome)
         self.store_writes(outcome)
+        self.inventory(outcome)
+
+    def inventory(self, outcome: Outcome) -> None:
+        """Count what DittoFS holds that nothing declares (left alone, never deleted): three list
+        reads as the manager account, for a server that something declared names."""
+        names = declared_names(self.target.related, self.target.name, self.target.namespace)
+        secret = f"{self.target.name}-{layout.MANAGER_SUFFIX}"
+        found = find_secret(self.target.related, secret, self.target.namespace)
+        if names is None or found is None or outcome.applied.manager is None:
+            return
+        creds = Credentials(self.url, layout.MANAGER_USER, secret_value(found, secret, layout.PASSWORD_KEY))
+        counts = {}
+        try:
+            for kind, path, field_name in INVENTORY:
+                listed = self.call.read(creds, path, f"list {kind}", controlplane.ADMIN_CREDENTIALS_REFUSED, list) or []
+                held = {item.get(field_name) for item in listed if isinstance(item, dict)}
+                counts[kind] = len(held - names[kind] - SYSTEM_NAMES[kind] - {None})
+        except Unavailable as exc:
+            log.info("could not count the undeclared objects of %s: %s", self.target.who, exc)
+            return
+        outcome.undeclared = controlplane.Undeclared(**counts)
 
     def manager_writes(self, outcome: Outcome) -> None:
         """Make the `k8s-manager` account (role admin) with its Secret's password when that
@@ -559,15 +589,37 @@ def related_resources(request: object) -> dict:
     ]}
 
 
-def declared_for(related: object, name: str, namespace: str) -> bool:
-    """Whether a DittoShare, DittoUser or DittoGroup in the namespace names this server."""
+def declared_objects(related: object, name: str, namespace: str):
+    """(kind, object) of each DittoShare, DittoUser and DittoGroup in the namespace that names
+    this server."""
     groups = related.items() if isinstance(related, dict) else ()
     for group, objects in groups:
-        if not (isinstance(group, str) and group.split(".")[0] in DECLARED_KINDS and isinstance(objects, dict)):
+        kind = group.split(".")[0] if isinstance(group, str) else None
+        if kind not in DECLARED_KINDS or not isinstance(objects, dict):
             continue
         for obj in objects.values():
             meta = observed.dig(obj, "metadata", default={})
             if observed.dig(obj, "spec", "server") == name and isinstance(meta, dict) and \
                     meta.get("namespace", namespace) == namespace:
-                return True
-    return False
+                yield kind, obj
+
+
+def declared_for(related: object, name: str, namespace: str) -> bool:
+    """Whether a DittoShare, DittoUser or DittoGroup in the namespace names this server."""
+    return next(declared_objects(related, name, namespace), None) is not None
+
+
+def declared_names(related: object, name: str, namespace: str) -> dict[str, set] | None:
+    """The names in DittoFS of what is declared for this server, by inventory count; None when
+    nothing is. An object whose spec is not valid names nothing."""
+    found = {"shares": set(), "users": set(), "groups": set()}
+    seen = False
+    for kind, obj in declared_objects(related, name, namespace):
+        seen = True
+        try:
+            parsed = declared.read({"object": obj}, kind)
+        except errors.HookError:
+            continue
+        count = {declared.SHARE: "shares", declared.USER: "users", declared.GROUP: "groups"}[kind]
+        found[count].add(keeping.name_of(parsed))
+    return found if seen else None

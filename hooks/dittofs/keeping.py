@@ -29,6 +29,14 @@ PASSWORD_MISSING = "PasswordMissing"
 PASSWORD_INVALID = "PasswordInvalid"
 
 
+def name_of(obj: declared.Declared) -> str:
+    """The share, user or group name in DittoFS of a declared object."""
+    s = obj.spec
+    if obj.kind == declared.SHARE:
+        return s.share_name(obj.name)
+    return s.account(obj.name) if obj.kind == declared.USER else s.group_name(obj.name)
+
+
 def size_text(value: int) -> str:
     """A byte count as DittoFS v0.29 shows it (`bytesize.ByteSize.String`)."""
     for unit, name in ((TiB, "TiB"), (GiB, "GiB"), (MiB, "MiB"), (KiB, "KiB")):

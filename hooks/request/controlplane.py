@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 STATE_ANNOTATION = "dittofs.io/control-plane"
 APPLIED_ANNOTATION = "dittofs.io/applied"
+# How many shares, users and groups DittoFS holds that no DittoShare, DittoUser or DittoGroup
+# declares (left alone): written by `/discover` when the count changes, shown by `/sync`.
+UNDECLARED_ANNOTATION = "dittofs.io/undeclared"
 
 # Reasons. The first three mean the hook polls the server; the rest mean it cannot.
 AUTHENTICATED = "Authenticated"
@@ -139,3 +142,29 @@ def _pairs(found: object) -> tuple[tuple[str, str], ...]:
     """A {str: str} object as sorted pairs; anything else in it is dropped."""
     items = found.items() if isinstance(found, dict) else ()
     return tuple(sorted((k, v) for k, v in items if isinstance(k, str) and isinstance(v, str)))
+
+
+@dataclass(frozen=True)
+class Undeclared:
+    shares: int = 0
+    users: int = 0
+    groups: int = 0
+
+    def encode(self) -> str:
+        return json.dumps(self.status(), separators=(",", ":"), sort_keys=True)
+
+    def status(self) -> dict:
+        return {"shares": self.shares, "users": self.users, "groups": self.groups}
+
+
+def read_undeclared(annotations: object) -> Undeclared | None:
+    """The counts the annotation holds, or None when it is absent or not of this shape."""
+    raw = annotations.get(UNDECLARED_ANNOTATION) if isinstance(annotations, dict) else None
+    try:
+        found = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    keys = ("shares", "users", "groups")
+    if not isinstance(found, dict) or not all(type(found.get(k)) is int and found[k] >= 0 for k in keys):
+        return None
+    return Undeclared(*(found[k] for k in keys))
