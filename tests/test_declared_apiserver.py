@@ -15,9 +15,9 @@ import yaml
 
 from hooks.children import declared_status
 from hooks.dittofs import decorate, keeping
-from hooks.request import declared as declared_spec
+from hooks.request import controlplane, declared as declared_spec
 from hooks.tools import applying
-from tests import apiserver as kube, crd_cases
+from tests import apiserver as kube, crd_cases, factory
 from tests.test_apiserver_real import crd, dittoserver, established, refusal  # noqa: F401 (crd: a fixture)
 from tests.worlds import declared
 
@@ -164,3 +164,15 @@ def test_the_worked_example_is_accepted_unpruned(crds, crd):
         if doc["kind"] == "Secret":
             continue
         assert applying.same(applying.merge(stored["spec"], {}, doc["spec"]), stored["spec"]), doc["kind"]
+
+
+def test_a_server_status_with_the_undeclared_count_reads_back_type_exact(apiserver, crd):
+    """/sync's status for a server whose discovery counted what nothing declares."""
+    parent = factory.parent(spec={"storage": {"metadataSize": "1Gi"}})
+    parent["metadata"]["annotations"][controlplane.UNDECLARED_ANNOTATION] = controlplane.Undeclared(2, 1, 0).encode()
+    status = factory.sync_of(factory.request(parent))["status"]
+    assert status["undeclared"] == {"shares": 2, "users": 1, "groups": 0}
+    stored = apiserver.create(dittoserver(ns(apiserver), "demo", {"storage": {"metadataSize": "1Gi"}}))
+    stored["status"] = copy.deepcopy(status)
+    read = apiserver.replace(stored, "/status")
+    assert applying.same(read["status"], status), applying.diff_paths(status, read["status"])
