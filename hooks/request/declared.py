@@ -155,14 +155,7 @@ def read(request: object, kind: str, key: str = "object") -> Declared:
     if not isinstance(request, dict):
         raise errors.HookError(400, "InvalidJSON", "request body must be a JSON object")
     found = request.get(key)
-    if not isinstance(found, dict):
-        raise errors.invalid(f"request has no {key} object", key, "MissingObject")
-    api_version = found.get("apiVersion")
-    if found.get("kind") != kind or not isinstance(api_version, str) or not api_version.startswith(API_GROUP + "/"):
-        raise errors.invalid(f"{key} must be a {API_GROUP} {kind}", f"{key}.kind", "WrongKind")
-    metadata = found.get("metadata")
-    if not isinstance(metadata, dict):
-        raise errors.invalid(f"{key} has no metadata", f"{key}.metadata", "InvalidObject")
+    metadata = errors.checked_object(found, key, kind, API_GROUP, "InvalidObject")
     name, namespace = metadata.get("name"), metadata.get("namespace")
     if not isinstance(name, str) or not names.is_dns1123_subdomain(name):
         raise errors.invalid(f"{key} name must be a DNS-1123 subdomain", f"{key}.metadata.name", "InvalidName")
@@ -174,10 +167,7 @@ def read(request: object, kind: str, key: str = "object") -> Declared:
     try:
         parsed = SPECS[kind].model_validate(raw)
     except pydantic.ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        path = ".".join([f"{key}.spec", *(str(part) for part in first["loc"])])
-        message = str(first["ctx"]["error"]) if first["type"] == "value_error" else first["msg"]
-        raise errors.invalid(message, path, "InvalidSpec") from None
+        raise errors.from_validation(exc, f"{key}.spec") from None
     generation = metadata.get("generation")
     return Declared(kind, name, namespace, generation if isinstance(generation, int) else None,
                     isinstance(metadata.get("deletionTimestamp"), str), parsed)

@@ -424,10 +424,6 @@ class DittoServerSpec(Model):
         return sorted({*(ref.name for ref in refs if ref is not None), *self.stores.credentials_secrets()})
 
 
-def _field_path(prefix: str, loc: tuple) -> str:
-    return ".".join([prefix, *(str(part) for part in loc)])
-
-
 # Parsed specs by their exact JSON text. A parent's spec is the same on every sync until someone
 # edits it, and validating it costs more than anything else the hook reads. A DittoServerSpec
 # is immutable; the dicts it passes through (resources, securityContext, podSecurityContext)
@@ -458,11 +454,7 @@ def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
     try:
         found = DittoServerSpec.model_validate(raw)
     except pydantic.ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        path = _field_path(field, first["loc"]) if first["loc"] else field
-        # A rule of ours says it all; pydantic's "Value error, " prefix says nothing more.
-        message = str(first["ctx"]["error"]) if first["type"] == "value_error" else first["msg"]
-        raise errors.invalid(message, path, "InvalidSpec") from None
+        raise errors.from_validation(exc, field) from None
     found._source_text = key
     if key is not None:
         _parsed.put(key, found, cost=len(key))
@@ -471,14 +463,7 @@ def parse_spec(raw: object, field: str = "parent.spec") -> DittoServerSpec:
 
 def check_parent(parent: object, key: str = "parent") -> tuple[str, str, dict]:
     """(name, namespace, metadata) of the DittoServer at `request[key]`, or a 422 naming the field."""
-    if not isinstance(parent, dict):
-        raise errors.invalid(f"request has no {key} object", key, "MissingParent")
-    api_version = parent.get("apiVersion")
-    if parent.get("kind") != KIND or not isinstance(api_version, str) or not api_version.startswith(GROUP + "/"):
-        raise errors.invalid(f"{key} must be a {GROUP} {KIND}", f"{key}.kind", "WrongKind")
-    metadata = parent.get("metadata")
-    if not isinstance(metadata, dict):
-        raise errors.invalid(f"{key} has no metadata", f"{key}.metadata", "InvalidParent")
+    metadata = errors.checked_object(parent, key, KIND, GROUP, "InvalidParent")
     name, namespace = metadata.get("name"), metadata.get("namespace")
     if not isinstance(name, str) or not names.is_dns1035_label(name, NAME_MAX):
         raise errors.invalid(
