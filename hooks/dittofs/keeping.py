@@ -79,11 +79,31 @@ def _checked(response, step: str) -> None:
 
 
 class Apply:
-    """One poll of one declared object: `creds` is the manager account, `call` one deadline."""
+    """One poll of one declared object: `creds` is the manager account, `call` one deadline.
+    Each kind says where DittoFS keeps its objects, what it calls one, and which answers to a
+    DELETE mean it is gone (or was never there)."""
+
+    COLLECTION, NOUN, GONE = "", "", (400, 404)
 
     def __init__(self, obj: declared.Declared, call: client.Call, creds: client.Credentials, refused: str):
         self.obj, self.call, self.creds, self.refused = obj, call, creds, refused
         self.result = Result()
+
+    @property
+    def spec(self):
+        return self.obj.spec
+
+    @property
+    def name(self) -> str:
+        return name_of(self.obj)
+
+    @property
+    def path(self) -> str:
+        return f"{self.COLLECTION}/{segment(self.name)}"
+
+    def remove(self) -> None:
+        self.send("DELETE", self.path, f"delete {self.NOUN} {self.name}", accept=self.GONE)
+        self.note(f"deleted {self.NOUN} {self.name}")
 
     def read(self, path: str, step: str, kind: type = dict):
         return self.call.read(self.creds, path, step, self.refused, kind)
@@ -98,17 +118,7 @@ class Apply:
 
 
 class ShareApply(Apply):
-    @property
-    def spec(self) -> declared.ShareSpec:
-        return self.obj.spec
-
-    @property
-    def name(self) -> str:
-        return self.spec.share_name(self.obj.name)
-
-    @property
-    def path(self) -> str:
-        return f"{SHARES}/{segment(self.name)}"
+    COLLECTION, NOUN, GONE = SHARES, "share", (400, 404)
 
     def create_body(self) -> dict:
         s = self.spec
@@ -163,27 +173,14 @@ class ShareApply(Apply):
                                                     f"(declare the {scope[:-1]} with a Ditto{scope[:-1].title()})")
             self.note(f"granted {grant.level} to {scope[:-1]} {who}")
 
-    def remove(self) -> None:
-        self.send("DELETE", self.path, f"delete share {self.name}", accept=(400, 404))
-        self.note(f"deleted share {self.name}")
-
 
 class UserApply(Apply):
+    # 403: DittoFS refuses to delete its admin account, which no DittoUser can name.
+    COLLECTION, NOUN, GONE = USERS, "user", (400, 403, 404)
+
     def __init__(self, *args, password: str, password_version: str):
         super().__init__(*args)
         self.password, self.password_version = password, password_version
-
-    @property
-    def spec(self) -> declared.UserSpec:
-        return self.obj.spec
-
-    @property
-    def name(self) -> str:
-        return self.spec.account(self.obj.name)
-
-    @property
-    def path(self) -> str:
-        return f"{USERS}/{segment(self.name)}"
 
     def fields(self) -> dict:
         s = self.spec
@@ -221,23 +218,9 @@ class UserApply(Apply):
             self.note(f"set the password of {self.name}")
         return self.password_version
 
-    def remove(self) -> None:
-        self.send("DELETE", self.path, f"delete user {self.name}", accept=(400, 403, 404))
-        self.note(f"deleted user {self.name}")
-
 
 class GroupApply(Apply):
-    @property
-    def spec(self) -> declared.GroupSpec:
-        return self.obj.spec
-
-    @property
-    def name(self) -> str:
-        return self.spec.group_name(self.obj.name)
-
-    @property
-    def path(self) -> str:
-        return f"{GROUPS}/{segment(self.name)}"
+    COLLECTION, NOUN, GONE = GROUPS, "group", (400, 404)
 
     def ensure(self) -> None:
         held = self.read(self.path, f"read group {self.name}")
@@ -248,10 +231,6 @@ class GroupApply(Apply):
         elif gid is not None and held.get("gid") != gid:
             self.send("PUT", self.path, f"update group {self.name}", {"gid": gid})
             self.note(f"group {self.name}: set gid")
-
-    def remove(self) -> None:
-        self.send("DELETE", self.path, f"delete group {self.name}", accept=(400, 404))
-        self.note(f"deleted group {self.name}")
 
 
 PASSWORD_MIN, PASSWORD_MAX = 8, 72   # DittoFS answers 500 outside (bcrypt's limit and its own minimum)

@@ -42,14 +42,20 @@ class State:
         return json.dumps({"message": self.message, "reason": self.reason}, separators=(",", ":"), sort_keys=True)
 
 
-def read_state(annotations: object) -> State | None:
-    """The state the annotation holds, or None when it is absent or not of this shape."""
-    raw = annotations.get(STATE_ANNOTATION) if isinstance(annotations, dict) else None
+def _object_in(annotations: object, key: str) -> dict | None:
+    """The JSON object an annotation holds, or None."""
+    raw = annotations.get(key) if isinstance(annotations, dict) else None
     try:
         found = json.loads(raw) if isinstance(raw, str) else None
     except ValueError:
         return None
-    if not isinstance(found, dict) or not all(isinstance(found.get(k), str) for k in ("reason", "message")):
+    return found if isinstance(found, dict) else None
+
+
+def read_state(annotations: object) -> State | None:
+    """The state the annotation holds, or None when it is absent or not of this shape."""
+    found = _object_in(annotations, STATE_ANNOTATION)
+    if found is None or not all(isinstance(found.get(k), str) for k in ("reason", "message")):
         return None
     return State(found["reason"], found["message"])
 
@@ -159,12 +165,8 @@ class Undeclared:
 
 def read_undeclared(annotations: object) -> Undeclared | None:
     """The counts the annotation holds, or None when it is absent or not of this shape."""
-    raw = annotations.get(UNDECLARED_ANNOTATION) if isinstance(annotations, dict) else None
-    try:
-        found = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
-        return None
+    found = _object_in(annotations, UNDECLARED_ANNOTATION)
     keys = ("shares", "users", "groups")
-    if not isinstance(found, dict) or not all(type(found.get(k)) is int and found[k] >= 0 for k in keys):
+    if found is None or not all(type(found.get(k)) is int and found[k] >= 0 for k in keys):
         return None
     return Undeclared(*(found[k] for k in keys))
