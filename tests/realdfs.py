@@ -488,3 +488,17 @@ def startup_budget(pod: Pod) -> float:
     """What the startup probe allows: initial delay + period x failure threshold."""
     probe = pod.container["startupProbe"]
     return probe.get("initialDelaySeconds", 0) + probe["periodSeconds"] * probe["failureThreshold"]
+
+
+def dfsctl(home: Path, url: str, password: str, username: str = "admin"):
+    """DittoFS's own CLI, logged in to `url` (its credentials kept under `home`): a function
+    that runs one command and fails the test with its output when it fails."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home)}
+
+    def run(*argv: str) -> str:
+        done = subprocess.run([str(binary("dfsctl")), *argv], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"dfsctl {' '.join(argv)}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    run("login", "--server", url, "-u", username, "-p", password)
+    return run

@@ -211,25 +211,19 @@ def test_objects_made_by_hand_are_adopted_and_their_bytes_survive_a_rolled_pod(t
     user["spec"]["groups"] = []
     share["spec"]["permissions"] = [{"user": "alice", "level": "read-write"}]
     with world(tmp_path, SPEC, secrets=[password]) as w:
-        admin, url = w.admin(), w.server.url()
-        for path, body in (
-                ("/api/v1/store/metadata", {"name": "meta", "type": "badger", "config": '{"path":"/data/store/metadata"}'}),
-                ("/api/v1/store/block/local", {"name": "blocks", "type": "fs", "config": '{"path":"/data/store/block"}'}),
-                ("/api/v1/users", {"username": "alice", "password": "made-by-hand", "uid": UID, "gid": GID}),
-                ("/api/v1/shares", {"name": "/export", "metadata_store_id": "meta", "local_block_store": "blocks",
-                                    "owner": "alice"})):
-            made = requests.post(url + path, headers=admin, json=body, timeout=10)
-            assert made.status_code == 201, made.text
+        # DittoFS's getting-started steps with its own CLI, on the operator's volume layout (each
+        # store at the root of its claim).
+        dfsctl = realdfs.dfsctl(tmp_path, w.server.url(), w.bootstrap_password())
+        dfsctl("store", "metadata", "add", "--name", "meta", "--type", "badger", "--db-path", "/data/store/metadata")
+        dfsctl("store", "block", "local", "add", "--name", "blocks", "--type", "fs", "--path", "/data/store/block")
+        dfsctl("user", "create", "--username", "alice", "--password", "made-by-hand", "--uid", str(UID), "--gid", str(GID))
+        dfsctl("share", "create", "--name", "/export", "--metadata", "meta", "--local", "blocks", "--owner", "alice")
+        dfsctl("share", "permission", "grant", "/export", "--user", "alice", "--level", "read-write")
+        dfsctl("share", "create", "--name", "/scratch", "--metadata", "meta", "--local", "blocks")
         nfs, smb = w.server.forward(NFS_PORT), w.server.forward(SMB_PORT)
-        granted = requests.put(url + "/api/v1/shares/export/permissions/users/alice", headers=admin,
-                               json={"level": "read-write"}, timeout=10)
-        assert granted.status_code == 204, granted.text
         written = os.urandom(1024 * 1024 + 3)
         clients.nfs_write(nfs, "/export", "by-hand.bin", written, uid=UID, gid=GID)
 
-        made = requests.post(url + "/api/v1/shares", headers=admin, timeout=10,
-                             json={"name": "/scratch", "metadata_store_id": "meta", "local_block_store": "blocks"})
-        assert made.status_code == 201, made.text
         w.declared = [user, share]
         w.discover()
         assert w.state().reason == controlplane.AUTHENTICATED, w.state()   # the stores are taken as they are
