@@ -16,6 +16,7 @@ import copy
 from datetime import timedelta
 
 from hooks.children import sync
+from hooks.dittofs import layout
 from hooks.tools import applying
 from tests import factory as f
 
@@ -166,6 +167,8 @@ def go_operator_children(loop: Loop, strategy: str | None = None) -> list[dict]:
     made = []
     for obj in copy.deepcopy(answer["children"]):
         metadata = obj["metadata"]
+        if metadata["name"].endswith(f"-{layout.MANAGER_SUFFIX}"):
+            continue   # this project's account for declared shares: the Go operator has none
         metadata["labels"] = {k: v for k, v in (metadata.get("labels") or {}).items()
                               if k != "app.kubernetes.io/managed-by"}
         metadata.update(namespace=loop.cluster.namespace, ownerReferences=[loop.cluster.owner_ref()])
