@@ -176,3 +176,22 @@ def test_the_server_says_which_stores_are_made_and_which_are_ephemeral():
     assert factory.condition(factory.sync_of(factory.request(parent)), "StoresReady")["status"] == "Unknown"
     # No store declared: no condition.
     assert all(c["type"] != "StoresReady" for c in factory.sync_of(factory.request(factory.parent()))["status"]["conditions"])
+
+
+def test_store_paths_follow_the_claims_the_live_statefulset_mounts():
+    """A StatefulSet this project made before DittoFS v0.29 (no controlplane claim) mounts its
+    claims elsewhere: the stores go where its volumes are, never onto the container's own disk."""
+    parsed = spec.parse_spec({"storage": {"metadataSize": "1Gi", "contentSize": "1Gi"}, "stores": {
+        "metadata": [{"name": "meta", "type": "badger"}], "local": [{"name": "blocks", "type": "fs"}]}})
+
+    def sts(*claims):
+        return {"spec": {"volumeClaimTemplates": [{"metadata": {"name": c}} for c in claims]}}
+    legacy = {w.key: w.config["path"] for w in stores.wanted(parsed.stores, stores.statefulset_claims(
+        sts("metadata", "content")))}
+    assert legacy == {"metadata/meta": "/data/metadata/meta", "local/blocks": "/data/content/blocks"}
+    today = {w.key: w.config["path"] for w in stores.wanted(parsed.stores, stores.statefulset_claims(
+        sts("controlplane", "metadata", "content")))}
+    assert today == {"metadata/meta": "/data/store/metadata/meta", "local/blocks": "/data/store/block/blocks"}
+    assert stores.statefulset_claims(None) is None and stores.statefulset_claims({"spec": 5}) is None
+    # The sync side reads the same StatefulSet: StoresReady agrees with what discovery made.
+    assert stores.on_a_claim("/data/content/blocks") and not stores.on_a_claim("/var/lib/blocks")

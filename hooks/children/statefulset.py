@@ -69,8 +69,8 @@ def mounts(ctx: context.Context) -> list[dict]:
     by this project before DittoFS v0.29: its volumes keep their paths, and the control-plane
     database stays where it is, on the metadata volume."""
     have = claim_names(ctx)
-    legacy = "controlplane" not in have
-    paths = layout.LEGACY_MOUNTS if legacy else layout.MOUNTS
+    paths = layout.claim_paths(have)
+    legacy = paths is layout.LEGACY_MOUNTS
     found = [{"name": name, "mountPath": paths[name]} for name in sorted(have) if name in paths]
     if legacy and "metadata" in have:
         found.append({"name": "metadata", "mountPath": layout.CONTROLPLANE_DIR,

@@ -125,7 +125,7 @@ def authenticated(ctx: context.Context) -> tuple[bool | None, str, str]:
 def stores_ready(ctx: context.Context) -> tuple[bool | None, str, str] | None:
     """`StoresReady` when the spec declares stores: whether `/discover` has made each of them as
     the spec (and its Secrets' versions) now says, and which keep their data in memory."""
-    wanted = stores.wanted(ctx.spec.stores)
+    wanted = stores.wanted(ctx.spec.stores, stores.statefulset_claims(ctx.statefulset))
     if not wanted:
         return None
     made = dict(controlplane.read_applied(observed.dig(ctx.parent, "metadata", "annotations")).stores)

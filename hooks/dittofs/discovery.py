@@ -407,7 +407,10 @@ class Poll:
     def store_writes(self, outcome: Outcome) -> None:
         """Make each declared store that is new or changed since the hook last made it."""
         done = dict(outcome.applied.stores)
-        for want in stores.wanted(self.target.spec.stores):
+        claims = stores.statefulset_claims(pacing.statefulset(self.target.related, self.target.name,
+                                                              self.target.namespace))
+        wanted = stores.wanted(self.target.spec.stores, claims)
+        for want in wanted:
             secret = find_secret(self.target.related, want.secret, self.target.namespace) if want.secret else None
             digest = want.digest(secret_digest(secret) if secret is not None else None)
             if done.get(want.key) == digest and not self.provisioned:
@@ -415,9 +418,9 @@ class Poll:
             if self._attempt(outcome, f"make the {want.kind} store {want.name}",
                              lambda want=want, secret=secret: self.make_store(want, secret)):
                 done[want.key] = digest
-        declared = {want.key for want in stores.wanted(self.target.spec.stores)}
+        kept = {want.key for want in wanted}
         outcome.applied = replace(outcome.applied, stores=tuple(sorted(
-            (key, digest) for key, digest in done.items() if key in declared)))
+            (key, digest) for key, digest in done.items() if key in kept)))
 
     def make_store(self, want: stores.Wanted, secret: dict | None) -> None:
         refused = controlplane.ADMIN_CREDENTIALS_REFUSED

@@ -37,6 +37,13 @@ MOUNTS = {"controlplane": CONTROLPLANE_DIR, "metadata": "/data/store/metadata", 
 LEGACY_MOUNTS = {"metadata": "/data/metadata", "content": "/data/content", "cache": "/data/cache"}
 LEGACY_CONTROLPLANE_SUBPATH = "controlplane"   # the database lived on the metadata volume
 
+
+def claim_paths(claims: list[str] | None) -> dict[str, str]:
+    """Where a pod with these claim templates mounts each claim: one without a `controlplane`
+    claim was made by this project before DittoFS v0.29 and keeps its paths. None: the claims
+    of a StatefulSet not made yet, today's layout."""
+    return LEGACY_MOUNTS if claims is not None and "controlplane" not in claims else MOUNTS
+
 # Native TLS of the control plane: the Secrets' standard keys, where they are mounted.
 TLS_DIR, TLS_CERT_KEY, TLS_KEY_KEY = "/tls", "tls.crt", "tls.key"
 CLIENT_CA_DIR, CA_KEY = "/tls-client-ca", "ca.crt"

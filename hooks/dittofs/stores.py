@@ -3,7 +3,8 @@ makes them: `POST /api/v1/store/metadata` and `/api/v1/store/block/{local,remote
 `{name, type, config}`, `config` a JSON text (what `dfsctl store ... add` sends).
 
 Paths are derived, never given: a badger store in a folder of its name on the `metadata` claim,
-an `fs` store on the `content` claim. A store is made once; one that exists already (made by
+an `fs` store on the `content` claim, wherever the live StatefulSet mounts them (a StatefulSet
+this project made before DittoFS v0.29 mounts them elsewhere, `layout.claim_paths`). A store is made once; one that exists already (made by
 hand, or before the control-plane database was made anew) is taken as it is when its type
 matches, and reported otherwise: the hook never rewrites a store that may hold data. Only an
 s3 store's settings are sent again when they change (credentials rotate). Stores removed from
@@ -57,14 +58,6 @@ class Wanted:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def metadata_path(name: str) -> str:
-    return f"{layout.MOUNTS['metadata']}/{name}"
-
-
-def local_path(name: str) -> str:
-    return f"{layout.MOUNTS['content']}/{name}"
-
-
 def _s3_config(s3: stores.S3) -> dict:
     config = {"bucket": s3.bucket, "region": s3.region}
     if s3.endpoint:
@@ -76,12 +69,25 @@ def _s3_config(s3: stores.S3) -> dict:
     return config
 
 
-def wanted(declared: stores.Stores) -> list[Wanted]:
-    """Every declared store, metadata first (a share needs its stores before it is made)."""
-    found = [Wanted(METADATA, s.name, s.type, {"path": metadata_path(s.name)} if s.type == "badger" else {},
+def statefulset_claims(sts: object) -> list[str] | None:
+    """The claim templates of a live StatefulSet; None when there is none, or it names none
+    (then nothing says it has another layout than today's)."""
+    if not isinstance(sts, dict):
+        return None
+    templates = sts.get("spec", {}).get("volumeClaimTemplates") if isinstance(sts.get("spec"), dict) else None
+    found = [t["metadata"]["name"] for t in templates if isinstance(t, dict) and isinstance(t.get("metadata"), dict)
+             and isinstance(t["metadata"].get("name"), str)] if isinstance(templates, list) else []
+    return found or None
+
+
+def wanted(declared: stores.Stores, claims: list[str] | None = None) -> list[Wanted]:
+    """Every declared store, metadata first (a share needs its stores before it is made), with
+    paths on the claims as a pod with these claim templates mounts them."""
+    paths = layout.claim_paths(claims)
+    found = [Wanted(METADATA, s.name, s.type, {"path": f"{paths['metadata']}/{s.name}"} if s.type == "badger" else {},
                     s.postgres.secret_ref.name if s.postgres is not None else None, POSTGRES_KEYS)
              for s in declared.metadata]
-    found += [Wanted(LOCAL, s.name, s.type, {"path": local_path(s.name)} if s.type == "fs" else {})
+    found += [Wanted(LOCAL, s.name, s.type, {"path": f"{paths['content']}/{s.name}"} if s.type == "fs" else {})
               for s in declared.local]
     found += [Wanted(REMOTE, s.name, s.type, _s3_config(s.s3) if s.s3 is not None else {},
                      s.s3.credentials_secret_ref.name if s.s3 is not None else None, S3_KEYS)
@@ -107,9 +113,10 @@ def mismatch(want: Wanted, held: dict) -> str | None:
 
 
 def on_a_claim(path: object) -> bool:
-    """Whether a store's folder is on one of the data claims (a store made by hand, as Go
-    operator users make them, is taken where it is: moving it would lose its data)."""
-    claims = (layout.MOUNTS["metadata"], layout.MOUNTS["content"])
+    """Whether a store's folder is on one of the data claims, in either layout (a store made by
+    hand, as Go operator users make them, is taken where it is: moving it would lose its data)."""
+    claims = (layout.MOUNTS["metadata"], layout.MOUNTS["content"],
+              layout.LEGACY_MOUNTS["metadata"], layout.LEGACY_MOUNTS["content"])
     return isinstance(path, str) and any(path == claim or path.startswith(claim + "/") for claim in claims)
 
 
