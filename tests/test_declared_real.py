@@ -7,6 +7,7 @@ password refused and replaced with no restart, drift put back, and each deletion
 import base64
 import copy
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -376,3 +377,29 @@ def test_bytes_survive_an_adapter_toggled_off_and_on_and_the_pod_it_rolls(tmp_pa
         roll(True)
         assert sha(clients.smb_get(smb, "/export", "alice", PASSWORD, "toggled.bin")) == sha(written)
         assert sha(clients.nfs_read(nfs, "/export", "toggled.bin", uid=UID, gid=GID)) == sha(written)
+
+
+def test_a_grant_removed_from_the_spec_is_revoked_and_one_made_by_hand_stays(tmp_path):
+    docs = example()
+    password, group, user, share = (docs[kind] for kind in ("Secret", "DittoGroup", "DittoUser", "DittoShare"))
+    with world(tmp_path, SPEC, secrets=[password]) as w:
+        w.declared = [group, user, share]
+        w.discover()
+        for obj in (group, user, share):
+            w.keep(obj)
+        assert json.loads(share["metadata"]["annotations"]["dittofs.io/granted"]) == ["groups/editors", "users/alice"]
+        # A grant made by hand, for a user made by hand: the hook never made it.
+        admin = w.admin()
+        assert requests.post(w.server.url() + "/api/v1/users", headers=admin, timeout=10, json={
+            "username": "bob", "password": "bob-password-1", "uid": 2002}).status_code == 201
+        assert requests.put(w.server.url() + "/api/v1/shares/export/permissions/users/bob", headers=admin, timeout=10,
+                            json={"level": "read"}).status_code == 204
+        share["spec"]["permissions"] = [{"user": "alice", "level": "read-write"}]   # editors removed
+        w.keep(share)
+        assert condition(share, "Synced")["message"] == "revoked the permission of group editors"
+        held = {(p["type"], p["name"]): p["level"] for p in api_get(w, "/api/v1/shares/export/permissions").json()}
+        assert held == {("user", "alice"): "read-write", ("user", "bob"): "read"}
+        assert json.loads(share["metadata"]["annotations"]["dittofs.io/granted"]) == ["users/alice"]
+        w.api.forget()
+        w.keep(share)
+        assert [m for m, _, _ in w.api.requests()] == ["GET", "GET"]   # nothing more to revoke

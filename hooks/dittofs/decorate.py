@@ -8,6 +8,7 @@ Secret (its own `passwordSecretRef`, or the generated `{object}-password`, an at
 once it exists). The answer's `status` is built by `children.declared_status` from the Outcome.
 """
 import base64
+import json
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ log = logging.getLogger("hooks.dittofs.decorate")
 
 SERVER_RESOURCE = "dittoservers"
 APPLIED_ANNOTATION = "dittofs.io/applied"      # on a DittoUser: which password DittoFS holds
+GRANTED_ANNOTATION = "dittofs.io/granted"      # on a DittoShare: the grants the hook answers for
 PASSWORD_LENGTH = 32
 REFUSED = controlplane.ADMIN_CREDENTIALS_REFUSED
 
@@ -145,6 +147,12 @@ class Keeper:
             held = work.ensure(applied if isinstance(applied, str) else None)
             if held != applied:
                 outcome.annotations[APPLIED_ANNOTATION] = held
+        elif obj.kind == declared.SHARE:
+            raw = observed.dig(request, "object", "metadata", "annotations", GRANTED_ANNOTATION)
+            before = read_granted(raw)
+            now = work.ensure(before)
+            if now != before or raw is None:
+                outcome.annotations[GRANTED_ANNOTATION] = json.dumps(sorted(now), separators=(",", ":"))
         else:
             work.ensure()
 
@@ -196,6 +204,17 @@ class Keeper:
             raise keeping.Refused(keeping.PASSWORD_MISSING, str(exc)) from None
         version = observed.dig(found, "metadata", "resourceVersion")
         return password, keeping.password_digest(name, key, version)
+
+
+def read_granted(raw: object) -> frozenset[str]:
+    """The grants a share's annotation says the hook made; none when it is absent or malformed
+    (then nothing is revoked: only what the hook is sure it made)."""
+    try:
+        found = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return frozenset()
+    return frozenset(item for item in found if isinstance(item, str) and "/" in item) if isinstance(found, list) \
+        else frozenset()
 
 
 def check_stores(share: declared.ShareSpec, server: spec.DittoServerSpec) -> None:

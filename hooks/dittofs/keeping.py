@@ -144,7 +144,10 @@ class ShareApply(Apply):
             found["quota_bytes"] = str(s.quota_bytes or 0)
         return found
 
-    def ensure(self) -> None:
+    def ensure(self, granted_before: frozenset[str] = frozenset()) -> frozenset[str]:
+        """Returns the grants the hook now answers for (`users/NAME`, `groups/NAME`): those the
+        spec declares. Of those it answered for before, the ones the spec no longer names are
+        revoked; grants it never made (by hand, an AD SID) are left alone."""
         held = self.read(self.path, f"read share {self.name}")
         if held is None:
             self.send("POST", SHARES, f"create share {self.name}", self.create_body())
@@ -158,6 +161,14 @@ class ShareApply(Apply):
             listed = self.read(f"{self.path}/permissions", f"read the permissions of {self.name}", list) or []
             granted = {(f"{p.get('type')}s", p.get("name")): p.get("level") for p in listed if isinstance(p, dict)}
         self.grant(granted)
+        declared_now = frozenset(f"{scope}/{who}" for scope, who in (g.subject for g in self.spec.permissions))
+        for subject in sorted(granted_before - declared_now):
+            scope, who = subject.split("/", 1)
+            if (scope, who) in granted:
+                self.send("DELETE", f"{self.path}/permissions/{scope}/{segment(who)}",
+                          f"revoke the permission of {scope[:-1]} {who} on {self.name}", accept=(400, 404))
+                self.note(f"revoked the permission of {scope[:-1]} {who}")
+        return declared_now
 
     def grant(self, granted: dict) -> None:
         """Put each declared permission in place. Grants nothing declares are left alone."""
