@@ -149,3 +149,23 @@ def test_make_serve_answers_healthz():
     with servers.gunicorn(argv=["make", "--no-print-directory", "serve"]) as (base, _):
         resp = requests.get(f"{base}/healthz", timeout=5)
         assert resp.status_code == 200 and resp.json()["status"] == "ok"
+
+
+def test_the_readme_example_output_is_what_the_hook_answers():
+    """The README's first example: its printed lines are produced here from the bundled request,
+    by the same three print statements, not pasted."""
+    import json as json_module
+    from pathlib import Path
+
+    from hooks.web import app as web_app, settings as web_settings
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    shown = readme.split("answers\n\n```\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    client = web_app.create_app(web_settings.Settings()).test_client()
+    answer = client.post("/sync", data=(root / "examples" / "sync-request.json").read_bytes(),
+                         content_type="application/json").get_json()
+    produced = [str([c["kind"] + "/" + c["metadata"]["name"] for c in answer["children"]]),
+                str(answer["children"][-1]["spec"]["template"]["spec"]["containers"][0]["ports"]),
+                f"{answer['status']['phase']} {answer['status']['adapters']}"]
+    assert shown == produced
+    assert json_module.loads((root / "examples" / "sync-request.json").read_text())["parent"]["metadata"]["name"] == "demo"
