@@ -223,5 +223,10 @@ def test_upgrade_with_a_token_and_three_replicas_changes_the_server(installed, t
     composite = json.loads(tools.kubectl("get", "compositecontroller", "dittoservers.dittofs.dittofs.com",
                                          "-o", "json").stdout)
     assert composite["spec"]["hooks"]["sync"]["webhook"]["authorization"]["secretRef"]["name"] == "dittofs-hooks-token"
+    # The README's step for a CRD a new chart changes: Helm's upgrade leaves CRDs alone.
+    applied = tools.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds")).stdout
+    assert sorted(applied.split()) == sorted(f"customresourcedefinition.apiextensions.k8s.io/{plural}.dittofs.dittofs.com"
+                                             for plural in ("dittoservers", "dittoshares", "dittousers", "dittogroups")
+                                             ) + ["serverside-applied"] * 4
     history = json.loads(tools.helm("history", "dittofs-hooks", "-n", NAMESPACE, "-o", "json").stdout)
     assert [(entry["revision"], entry["status"]) for entry in history] == [(1, "superseded"), (2, "deployed")]
