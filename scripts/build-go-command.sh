@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Build one Go command at the version a module of ours pins, into a versioned cache folder, reusing
-# it when present. Used by scripts/build-kubectl.sh and scripts/build-helm.sh.
+# it when present. Used by scripts/build-kubectl.sh, scripts/build-helm.sh and scripts/build-seaweedfs.sh.
 #
 #   build-go-command.sh NAME MODULE_DIR PINNED_MODULE PACKAGE CACHE_DIR MINUTES [VERSION_VAR]
 #
-# NAME is the binary's name, MODULE_DIR our module (its go.mod names PACKAGE in a `tool` line
-# and requires PINNED_MODULE at an exact version, with go.sum), CACHE_DIR the cache root (the
+# NAME is the binary's name, MODULE_DIR our module (its go.mod requires PINNED_MODULE at an exact
+# version, with go.sum, and keeps PACKAGE's requirements by a `tool` line or a tools.go), CACHE_DIR the cache root (the
 # binary lands in CACHE_DIR/<version>/NAME), MINUTES what a first build takes, for the message; VERSION_VAR, when given, is the Go string
 # variable set to the pinned version at link time (what `NAME version` prints).
 # `go install pkg@version` would ask the module proxy for version lists, which the proxy here
@@ -14,7 +14,7 @@
 set -euo pipefail
 NAME=$1 MODULE_DIR=$2 MODULE=$3 PACKAGE=$4 CACHE=$5 MINUTES=$6 VERSION_VAR=${7:-}
 cd "$(dirname "$0")/.."
-VERSION=$(awk -v m="$MODULE" '$1 == m && $2 ~ /^v/ {print $2; exit}' "$MODULE_DIR/go.mod")
+VERSION=$(awk -v m="$MODULE" '$1 == "require" && $2 == m {print $3; exit} $1 == m && $2 ~ /^v/ {print $2; exit}' "$MODULE_DIR/go.mod")
 if [[ -z $VERSION ]]; then
   echo "error: $MODULE_DIR/go.mod pins no version of $MODULE" >&2
   exit 1
