@@ -36,7 +36,9 @@ OTHER_VALUES = {
     "logLevel": "DEBUG",
     "metacontroller": {"serviceAccount": {"name": "mc-metacontroller-helm", "namespace": "mc"}},
     "serviceMonitorChildren": True,
-    "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prometheus"}},
+    "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prometheus"},
+                       "tlsConfig": {"serverName": "dittofs-hooks.dittofs-hooks.svc",
+                                     "ca": {"secret": {"name": "dittofs-hooks-tls", "key": "ca.crt"}}}},
 }
 # Kinds the official schemas know; the rest are custom (Metacontroller's, prometheus-operator's).
 SCHEMA_KINDS = manifests.CORE_KINDS | {"Secret"}
@@ -146,7 +148,9 @@ def test_other_values_reach_every_object_they_name(offline, tmp_path):
     assert (subject["name"], subject["namespace"]) == ("mc-metacontroller-helm", "mc")
     monitor = found["ServiceMonitor", NAMESPACE, "dittofs-hooks"]
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
-    assert monitor["spec"]["endpoints"][0]["interval"] == "15s"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["interval"], endpoint["scheme"]) == ("15s", "https")
+    assert endpoint["tlsConfig"] == OTHER_VALUES["serviceMonitor"]["tlsConfig"]
 
 
 def test_an_existing_token_secret_is_named_and_none_is_made(offline, tmp_path):
