@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: serve test bench clean dfs kube-apiserver seaweedfs debian-packages lock
+.PHONY: serve test bench clean dfs kube-apiserver kubectl helm seaweedfs debian-packages lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ dfs: $(VENV)/.installed
 kube-apiserver:
 	scripts/build-kube-apiserver.sh
 
+# The kubectl the tests run against that server: the same k8s.io/kubernetes version, from the same
+# module (scripts/build-kubectl.sh). After kube-apiserver, whose compiled packages it reuses.
+kubectl: kube-apiserver
+	scripts/build-kubectl.sh
+
+# The helm that lints, renders, installs and upgrades charts/dittofs-hooks in the tests, at the
+# version scripts/helm/go.mod pins (scripts/build-helm.sh).
+helm:
+	scripts/build-helm.sh
+
 # The S3 server behind DittoFS's remote block store in the tests, SeaweedFS's `weed`, built at the
 # version scripts/seaweedfs/go.mod pins (scripts/build-seaweedfs.sh).
 seaweedfs:
@@ -42,7 +52,7 @@ seaweedfs:
 debian-packages:
 	scripts/install-debian-packages.sh
 
-test: $(VENV)/.installed-test dfs kube-apiserver seaweedfs debian-packages
+test: $(VENV)/.installed-test dfs kube-apiserver kubectl helm seaweedfs debian-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # requirements.lock: the image's runtime dependencies, pyproject.toml's ranges resolved to exact

@@ -12,7 +12,10 @@ cd "$(dirname "$0")/.."
 MODULE_DIR=scripts/kube-apiserver
 VERSION=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' "$MODULE_DIR/go.mod")
 OUT=${KUBE_APISERVER_CACHE:-.cache/kube-apiserver}/$VERSION
-if [[ -x $OUT/kube-apiserver ]]; then
+# The version is linked in (as Kubernetes' own release builds do): /version answers it, and helm
+# refuses a chart's kubeVersion against the v0.0.0-master a plain build reports. A binary built
+# before without it is built again.
+if [[ -x $OUT/kube-apiserver ]] && [[ $("$OUT/kube-apiserver" --version 2>/dev/null) == "Kubernetes $VERSION" ]]; then
   exit 0
 fi
 GO=${GO:-go}
@@ -24,5 +27,10 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 echo "building kube-apiserver $VERSION (about 10 minutes the first time)" >&2
 cd "$MODULE_DIR"
-CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -o "$OUT/kube-apiserver.tmp" .
+MAJOR_MINOR=${VERSION#v}
+VERSION_PACKAGE=k8s.io/component-base/version
+LDFLAGS="-X $VERSION_PACKAGE.gitVersion=$VERSION -X $VERSION_PACKAGE.gitMajor=${MAJOR_MINOR%%.*}"
+MAJOR_MINOR=${MAJOR_MINOR#*.}
+LDFLAGS="$LDFLAGS -X $VERSION_PACKAGE.gitMinor=${MAJOR_MINOR%%.*}"
+CGO_ENABLED=0 "$GO" build -mod=readonly -trimpath -ldflags="$LDFLAGS" -o "$OUT/kube-apiserver.tmp" .
 mv "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
