@@ -519,3 +519,36 @@ def test_with_adopts_twin_step_the_go_operators_nfs_objects_are_handed_over_unde
     loop.settle()
     assert loop.sync() == []
     assert not any(c["type"] == "ChildrenNotUpdatable" for c in loop.parent["status"]["conditions"])
+
+
+def test_after_the_controllers_came_first_the_status_names_each_released_child_and_its_commands_recover_it(
+        apiserver, crd):
+    """The mistake: the CompositeController installed before `adopt` ran. Every child is
+    released and every create refused; the status names each one with the command that fixes
+    it, and those commands, sent to the real server as kubectl sends them, let the next sync
+    adopt every child in place with each Secret value kept."""
+    loop = go_operator_on_the_server(apiserver)
+    for _ in range(2):
+        assert loop.sync() == []
+    loop.parent = {**apiserver.get("DittoServer", "demo", loop.cluster.namespace), "status": loop.parent["status"]}
+    conditions = {c["type"]: c for c in loop.parent["status"]["conditions"]}
+    assert (conditions["Progressing"]["status"], conditions["Progressing"]["reason"]) == ("False", "NotAdopted")
+    message = conditions["ChildrenNotAdopted"]["message"]
+    for kind, name in loop.cluster.objects:
+        assert f"{kind} {name} (released: no controller" in message, (kind, name)
+    commands = convergence.fix_commands(loop.parent)
+    assert len(commands) == len(loop.cluster.objects) + 1   # and the Go operator's finalizer
+    for line in commands:
+        entry = convergence.kubectl_entry(line)
+        apiserver.patch(entry["kind"], entry["name"], entry["namespace"], entry["patch"], entry["type"])
+    loop.parent = {**apiserver.get("DittoServer", "demo", loop.cluster.namespace), "status": loop.parent["status"]}
+    assert "finalizers" not in loop.parent["metadata"]
+    loop.sync()   # raises on any API error
+    assert sorted(loop.cluster.adopted) == sorted(loop.cluster.objects)
+    loop.settle()
+    assert loop.sync() == []
+    assert not {c["type"] for c in loop.parent["status"]["conditions"]} & {"ChildrenNotAdopted", "FinalizerLeftOver"}
+    for key, obj in loop.cluster.objects.items():
+        if key[0] == "Secret":
+            assert set(obj["data"].values()) == {harness.GO_OPERATOR_SECRET}, key
+        assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == [loop.parent["metadata"]["uid"]], key

@@ -285,7 +285,7 @@ def test_crd_status_declares_every_field_with_its_type():
     assert "x-kubernetes-preserve-unknown-fields" not in status
     assert set(props) == {
         "observedGeneration", "replicas", "readyReplicas", "availableReplicas", "phase",
-        "configHash", "adapters", "adapterSummary", "conditions",
+        "configHash", "adapters", "adapterSummary", "conditions", "undeclared",
     }
     assert (props["observedGeneration"]["type"], props["observedGeneration"]["format"]) == ("integer", "int64")
     for key in ("replicas", "readyReplicas", "availableReplicas"):

@@ -220,8 +220,7 @@ def keyed(objects: list[dict], namespace: str, groups: tuple[str, ...]) -> dict:
 def referenced_secrets(parent: dict, live: list[dict]) -> tuple[list[dict], list[str]]:
     """(the live Secrets the customize hook would ask for, the names of those missing)."""
     namespace = parent["metadata"]["namespace"]
-    wanted = [name for rule in customize.related_resources({"parent": parent})["relatedResources"]
-              for name in rule["names"]]
+    wanted = spec.read_parent({"parent": parent})[3].referenced_secrets()
     have = {observed.dig(obj, "metadata", "name"): obj for obj in live
             if group_of(obj) == observed.SECRET and namespace_of(obj, namespace) == namespace}
     return [have[name] for name in wanted if name in have], [name for name in wanted if name not in have]
