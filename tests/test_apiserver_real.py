@@ -552,3 +552,31 @@ def test_after_the_controllers_came_first_the_status_names_each_released_child_a
         if key[0] == "Secret":
             assert set(obj["data"].values()) == {harness.GO_OPERATOR_SECRET}, key
         assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == [loop.parent["metadata"]["uid"]], key
+
+
+def test_adopt_run_after_the_controllers_came_first_recovers_every_released_child_for_real(
+        apiserver, crd, tmp_path, capsys):
+    """`adopt` run after the mistake: it recognises the released children by name, labels
+    each (no create predicted, no Secret called missing), and the first sync then adopts them
+    all on the real server, as adopt predicted, with every Secret value kept."""
+    loop = go_operator_on_the_server(apiserver)
+    for _ in range(2):
+        assert loop.sync() == []
+    assert sorted(loop.cluster.released) == sorted(loop.cluster.objects)
+    status = loop.parent["status"]
+    plan = _adopted(loop, tmp_path, capsys)
+    loop.parent["status"] = status
+    notes = [n for step in plan["steps"] for n in step["notes"]]
+    assert not any("will generate" in n for n in notes)
+    assert {c["action"] for c in plan["firstSync"]["changes"]} <= {"update", "unchanged"}
+    written = loop.sync()   # raises on any API error
+    assert sorted(loop.cluster.adopted) == sorted(loop.cluster.objects)
+    assert [(c.kind, c.name, list(c.fields)) for c in written] == \
+        [(c["kind"], c["name"], c["fields"]) for c in plan["firstSync"]["changes"] if c["action"] != "unchanged"]
+    loop.settle()
+    assert loop.sync() == []
+    for key, obj in loop.cluster.objects.items():
+        if key[0] == "Secret":
+            assert set(obj["data"].values()) == {harness.GO_OPERATOR_SECRET}, key
+        assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == [loop.parent["metadata"]["uid"]], key
+    assert not {c["type"] for c in loop.parent["status"]["conditions"]} & {"ChildrenNotAdopted", "FinalizerLeftOver"}
