@@ -774,3 +774,22 @@ def test_plan_child_without_namespace_must_match_a_single_live_object():
     # the namespace) and a, in another namespace, is not desired.
     assert sorted(c.action for c in plan([a, b], [service()], namespace="other")) == [
         "delete", "update"]
+
+
+def test_a_default_the_server_fills_back_in_is_no_restart():
+    """A pod template key the hook applied before and now leaves out is deleted by the merge,
+    and the API server fills its default back in: the stored template does not change, so
+    `plan` must not report a restart (it compares against what the server will store)."""
+    before = statefulset()
+    before["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 30   # the default, written out
+    live = server_defaults(before)
+    live["metadata"]["annotations"] = {LAST_APPLIED: last_applied_json(before)}
+    desired = statefulset()   # leaves it out (and changes replicas, which rolls nothing)
+    desired["spec"]["replicas"] = 2
+    (change,) = plan([live], [desired])
+    assert change.action == "update"
+    assert "spec.template.spec.terminationGracePeriodSeconds" in change.fields   # deleted by the merge ...
+    assert change.restarts_pod is False                                          # ... and filled back in
+    desired["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 5
+    (change,) = plan([live], [desired])
+    assert change.restarts_pod is True

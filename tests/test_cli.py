@@ -151,6 +151,7 @@ def test_server_side_apply_adds_the_udp_portmapper(capsys):
 @pytest.mark.parametrize("value, message", [
     ("nfs:abc", "must be a number from 1 to 65535"),
     ("nfs:70000", "must be a number from 1 to 65535"),
+    ("nfs:65536", "must be a number from 1 to 65535"),
     ("nfs:0", "must be a number from 1 to 65535"),
     ("nfs", "is not TYPE:PORT"),
     (":12049", "is not TYPE:PORT"),
@@ -160,6 +161,16 @@ def test_bad_adapters_option_exits_2_with_a_message(capsys, value, message):
     code, out, err = run(capsys, "render", EXAMPLE, "--adapters", value)
     assert code == 2 and out == ""
     assert "--adapters" in err and message in err
+
+
+@pytest.mark.parametrize("port", [1, 65535])
+def test_the_adapters_options_bounds_are_ports_too(capsys, port):
+    """Both ends of the range are ports: 65535 (and 1) are taken, as the annotation takes them."""
+    assert cli.parse_adapters(f"nfs:{port}") == f'[{{"type":"nfs","enabled":true,"running":true,"port":{port}}}]'
+    code, out, _ = run(capsys, "render", EXAMPLE, "--adapters", f"smb:{port}")
+    assert code == 0
+    service = by_identity(documents(out))[("Service", "dittofs-example-adapter-smb")]
+    assert [p["port"] for p in service["spec"]["ports"] if p["name"] == "adapter-smb"] == [port]
 
 
 def test_invalid_manifest_exits_2_naming_the_field(capsys, tmp_path):

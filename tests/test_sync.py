@@ -919,3 +919,43 @@ def test_objects_of_a_childs_name_that_are_not_children_are_named_with_the_comma
     fresh = run(p)
     assert f.condition(fresh, "FinalizerLeftOver") is None and f.condition(fresh, "ChildrenNotAdopted") is None
     assert f.condition(fresh, "Progressing")["reason"] == "Creating"
+
+
+def test_observed_children_and_related_secrets_of_another_namespace_are_ignored():
+    """Metacontroller's v2 requests may carry objects of other namespaces (keyed namespace/name):
+    only the parent's namespace counts, for children (a generated Secret is not read from
+    elsewhere) and for the related Secrets the spec names."""
+    p = f.parent(spec={**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}}}})
+    mine = _secret("jwt", k=base64.b64encode(b"x" * 40).decode())
+    theirs = copy.deepcopy(mine)
+    theirs["metadata"]["namespace"] = "elsewhere"
+    first = run(p, related=[mine], version="v2")
+    operator = next(c for c in first["children"] if c["metadata"]["name"] == "demo-operator-credentials")
+    foreign_operator = copy.deepcopy(operator)
+    foreign_operator["metadata"]["namespace"] = "elsewhere"
+    foreign_operator["data"] = {"username": base64.b64encode(b"k8s-operator").decode(),
+                                "password": base64.b64encode(b"not-this-one").decode()}
+    answer = run(p, observed=[foreign_operator], related=[theirs], version="v2")
+    made = next(c for c in answer["children"] if c["metadata"]["name"] == "demo-operator-credentials")
+    assert made["data"]["password"] != foreign_operator["data"]["password"]
+    assert f.condition(answer, "ConfigReady")["reason"] == "SecretMissing"
+    assert "Secret jwt is missing" in f.condition(answer, "ConfigReady")["message"]
+    assert answer["status"]["configHash"] != first["status"]["configHash"]
+
+
+def test_the_config_hash_does_not_depend_on_the_order_of_a_secrets_keys():
+    spec = {**f.SPEC, "database": {"type": "postgres", "postgresSecretRef": {"name": "pg", "key": "dsn"}}}
+    values = {"host": "db", "database": "d", "user": "u", "password": "p"}
+    data = {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
+    forward = _secret("pg", **data)
+    backward = _secret("pg", **dict(reversed(list(data.items()))))
+    assert list(forward["data"]) != list(backward["data"])
+    first = run(f.parent(spec=spec), related=[forward])["status"]["configHash"]
+    assert run(f.parent(spec=spec), related=[backward])["status"]["configHash"] == first
+    changed = _secret("pg", **{**data, "password": base64.b64encode(b"q").decode()})
+    assert run(f.parent(spec=spec), related=[changed])["status"]["configHash"] != first
+
+
+def _secret(name: str, **data: str) -> dict:
+    """A user's Secret in the parent's namespace, `data` already base64."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "storage"}, "data": data}
