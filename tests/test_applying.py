@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hooks.request import observed
 from hooks.tools.applying import (
     LAST_APPLIED,
     LIST_MAP_KEYS,
@@ -18,6 +19,7 @@ from hooks.tools.applying import (
     ImmutableFieldError,
     MergeError,
     apply_update,
+    claim_verdict,
     last_applied_json,
     merge,
     plan,
@@ -793,3 +795,18 @@ def test_a_default_the_server_fills_back_in_is_no_restart():
     desired["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 5
     (change,) = plan([live], [desired])
     assert change.restarts_pod is True
+
+
+@pytest.mark.parametrize("owner", [None, "u-parent", "u-other"])
+@pytest.mark.parametrize("label", [None, "u-parent", "u-other"])
+def test_the_request_layers_claim_rule_agrees_with_the_model_of_claimobject(owner, label):
+    """`observed.not_claimable` (what the status reports) says None exactly for the objects
+    `claim_verdict` (Metacontroller's ClaimObject) makes or keeps children."""
+    meta: dict = {"name": "x"}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "K", "name": "n", "uid": owner, "controller": True}]
+    if label:
+        meta["labels"] = {"controller-uid": label}
+    obj = {"kind": "Service", "metadata": meta}
+    verdict = claim_verdict(obj, "u-parent")
+    assert (observed.not_claimable(obj, "u-parent") is None) == (verdict in ("child", "adopt"))
