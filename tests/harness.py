@@ -15,9 +15,10 @@ period.
 import copy
 from datetime import timedelta
 
-from hooks.children import sync
+from hooks.children import adoption, sync
 from hooks.dittofs import layout
 from hooks.tools import applying
+from hooks.web import customize
 from tests import factory as f
 
 PARENT_UID = "0c0ffee0-0000-4000-8000-000000000001"
@@ -71,9 +72,21 @@ class Loop:
             "controller": {"metadata": {"name": "dittofs"}},
             "parent": copy.deepcopy(self.parent),
             "children": self.cluster.observed(self.version, self.groups),
-            "related": f.children_map(self.related, self.version) if self.related else {},
+            "related": self.related_map(),
             "finalizing": False,
         }
+
+    def related_map(self) -> dict:
+        """The user's Secrets, and every live object the customize hook relates by name (the
+        objects the children would be, children or not), as Metacontroller gathers them."""
+        live = self.cluster.objects
+        found = list(self.related)
+        for rule in customize.related_resources({"parent": self.parent})["relatedResources"]:
+            group = next((g for g, v, r in adoption.KINDS if (v, r) == (rule["apiVersion"], rule["resource"])), None)
+            if group in self.groups:
+                kind = group.partition(".")[0]
+                found += [live[(kind, name)] for name in rule["names"] if (kind, name) in live]
+        return f.children_map(found, self.version, ()) if found else {}
 
     def sync(self) -> list[applying.Change]:
         """One sync: the hook's answer applied to the cluster and the parent's status."""

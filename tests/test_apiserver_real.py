@@ -521,3 +521,73 @@ def test_with_adopts_twin_step_the_go_operators_nfs_objects_are_handed_over_unde
     loop.settle()
     assert loop.sync() == []
     assert not any(c["type"] == "ChildrenNotUpdatable" for c in loop.parent["status"]["conditions"])
+
+
+def made_first():
+    """The controllers installed before `adopt`: two syncs. The first makes the one Secret the Go
+    operator has no counterpart of (the manager account's); nothing else is written, ever."""
+    def run(loop: harness.Loop) -> None:
+        assert [(c.kind, c.name, c.action) for c in loop.sync()] == [("Secret", "demo-manager-credentials", "create")]
+        assert loop.sync() == []
+    return run
+
+
+def test_after_the_controllers_came_first_the_status_names_each_released_child_and_its_commands_recover_it(
+        apiserver, crd):
+    """The mistake: the CompositeController installed before `adopt` ran. Every child is
+    released and every create refused; the status names each one with the command that fixes
+    it, and those commands, sent to the real server as kubectl sends them, let the next sync
+    adopt every child in place with each Secret value kept."""
+    loop = go_operator_on_the_server(apiserver)
+    operators = set(loop.cluster.objects)
+    made_first()(loop)
+    loop.parent = {**apiserver.get("DittoServer", "demo", loop.cluster.namespace), "status": loop.parent["status"]}
+    conditions = {c["type"]: c for c in loop.parent["status"]["conditions"]}
+    assert (conditions["Progressing"]["status"], conditions["Progressing"]["reason"]) == ("False", "NotAdopted")
+    message = conditions["ChildrenNotAdopted"]["message"]
+    for kind, name in operators:
+        assert f"{kind} {name} (released: no controller" in message, (kind, name)
+    commands = convergence.fix_commands(loop.parent)
+    assert len(commands) == len(operators) + 1   # and the Go operator's finalizer
+    for line in commands:
+        entry = convergence.kubectl_entry(line)
+        apiserver.patch(entry["kind"], entry["name"], entry["namespace"], entry["patch"], entry["type"])
+    loop.parent = {**apiserver.get("DittoServer", "demo", loop.cluster.namespace), "status": loop.parent["status"]}
+    assert "finalizers" not in loop.parent["metadata"]
+    loop.sync()   # raises on any API error
+    assert sorted(loop.cluster.adopted) == sorted(operators)
+    loop.settle()
+    assert loop.sync() == []
+    assert not {c["type"] for c in loop.parent["status"]["conditions"]} & {"ChildrenNotAdopted", "FinalizerLeftOver"}
+    for key, obj in loop.cluster.objects.items():
+        if key[0] == "Secret" and key in operators:
+            assert set(obj["data"].values()) == {harness.GO_OPERATOR_SECRET}, key
+        assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == [loop.parent["metadata"]["uid"]], key
+
+
+def test_adopt_run_after_the_controllers_came_first_recovers_every_released_child_for_real(
+        apiserver, crd, tmp_path, capsys):
+    """`adopt` run after the mistake: it recognises the released children by name, labels
+    each (no create predicted, no Secret called missing), and the first sync then adopts them
+    all on the real server, as adopt predicted, with every Secret value kept."""
+    loop = go_operator_on_the_server(apiserver)
+    operators = set(loop.cluster.objects)
+    made_first()(loop)
+    assert sorted(loop.cluster.released) == sorted(operators)
+    status = loop.parent["status"]
+    plan = _adopted(loop, tmp_path, capsys)
+    loop.parent["status"] = status
+    notes = [n for step in plan["steps"] for n in step["notes"]]
+    assert not any("will generate" in n for n in notes)
+    assert {c["action"] for c in plan["firstSync"]["changes"]} <= {"update", "unchanged"}
+    written = loop.sync()   # raises on any API error
+    assert sorted(loop.cluster.adopted) == sorted(operators)
+    assert [(c.kind, c.name, list(c.fields)) for c in written] == \
+        [(c["kind"], c["name"], c["fields"]) for c in plan["firstSync"]["changes"] if c["action"] != "unchanged"]
+    loop.settle()
+    assert loop.sync() == []
+    for key, obj in loop.cluster.objects.items():
+        if key[0] == "Secret" and key in operators:
+            assert set(obj["data"].values()) == {harness.GO_OPERATOR_SECRET}, key
+        assert [r["uid"] for r in obj["metadata"]["ownerReferences"]] == [loop.parent["metadata"]["uid"]], key
+    assert not {c["type"] for c in loop.parent["status"]["conditions"]} & {"ChildrenNotAdopted", "FinalizerLeftOver"}

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hooks.request import observed
 from hooks.tools.applying import (
     LAST_APPLIED,
     LIST_MAP_KEYS,
@@ -18,6 +19,7 @@ from hooks.tools.applying import (
     ImmutableFieldError,
     MergeError,
     apply_update,
+    claim_verdict,
     last_applied_json,
     merge,
     plan,
@@ -774,3 +776,37 @@ def test_plan_child_without_namespace_must_match_a_single_live_object():
     # the namespace) and a, in another namespace, is not desired.
     assert sorted(c.action for c in plan([a, b], [service()], namespace="other")) == [
         "delete", "update"]
+
+
+def test_a_default_the_server_fills_back_in_is_no_restart():
+    """A pod template key the hook applied before and now leaves out is deleted by the merge,
+    and the API server fills its default back in: the stored template does not change, so
+    `plan` must not report a restart (it compares against what the server will store)."""
+    before = statefulset()
+    before["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 30   # the default, written out
+    live = server_defaults(before)
+    live["metadata"]["annotations"] = {LAST_APPLIED: last_applied_json(before)}
+    desired = statefulset()   # leaves it out (and changes replicas, which rolls nothing)
+    desired["spec"]["replicas"] = 2
+    (change,) = plan([live], [desired])
+    assert change.action == "update"
+    assert "spec.template.spec.terminationGracePeriodSeconds" in change.fields   # deleted by the merge ...
+    assert change.restarts_pod is False                                          # ... and filled back in
+    desired["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 5
+    (change,) = plan([live], [desired])
+    assert change.restarts_pod is True
+
+
+@pytest.mark.parametrize("owner", [None, "u-parent", "u-other"])
+@pytest.mark.parametrize("label", [None, "u-parent", "u-other"])
+def test_the_request_layers_claim_rule_agrees_with_the_model_of_claimobject(owner, label):
+    """`observed.not_claimable` (what the status reports) says None exactly for the objects
+    `claim_verdict` (Metacontroller's ClaimObject) makes or keeps children."""
+    meta: dict = {"name": "x"}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "K", "name": "n", "uid": owner, "controller": True}]
+    if label:
+        meta["labels"] = {"controller-uid": label}
+    obj = {"kind": "Service", "metadata": meta}
+    verdict = claim_verdict(obj, "u-parent")
+    assert (observed.not_claimable(obj, "u-parent") is None) == (verdict in ("child", "adopt"))

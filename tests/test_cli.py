@@ -17,6 +17,7 @@ from hooks.tools import cli
 from hooks.web import app, settings
 from tests import factory as f
 from tests import harness
+from tests import test_convergence as convergence
 from tests.harness import Loop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,6 +151,7 @@ def test_server_side_apply_adds_the_udp_portmapper(capsys):
 @pytest.mark.parametrize("value, message", [
     ("nfs:abc", "must be a number from 1 to 65535"),
     ("nfs:70000", "must be a number from 1 to 65535"),
+    ("nfs:65536", "must be a number from 1 to 65535"),
     ("nfs:0", "must be a number from 1 to 65535"),
     ("nfs", "is not TYPE:PORT"),
     (":12049", "is not TYPE:PORT"),
@@ -159,6 +161,16 @@ def test_bad_adapters_option_exits_2_with_a_message(capsys, value, message):
     code, out, err = run(capsys, "render", EXAMPLE, "--adapters", value)
     assert code == 2 and out == ""
     assert "--adapters" in err and message in err
+
+
+@pytest.mark.parametrize("port", [1, 65535])
+def test_the_adapters_options_bounds_are_ports_too(capsys, port):
+    """Both ends of the range are ports: 65535 (and 1) are taken, as the annotation takes them."""
+    assert cli.parse_adapters(f"nfs:{port}") == f'[{{"type":"nfs","enabled":true,"running":true,"port":{port}}}]'
+    code, out, _ = run(capsys, "render", EXAMPLE, "--adapters", f"smb:{port}")
+    assert code == 0
+    service = by_identity(documents(out))[("Service", "dittofs-example-adapter-smb")]
+    assert [p["port"] for p in service["spec"]["ports"] if p["name"] == "adapter-smb"] == [port]
 
 
 def test_invalid_manifest_exits_2_naming_the_field(capsys, tmp_path):
@@ -456,3 +468,67 @@ def test_adopt_removes_the_udp_twin_of_each_pair_under_dynamic_apply_only():
     assert cli.twins_step([sts], ports.DYNAMIC).patches[0]["patch"] == ops
     assert cli.twins_step([sts], ports.SERVER_SIDE) is None
     assert cli.twins_step([fixed], ports.DYNAMIC) is None
+
+
+MANAGER = ("Secret", "demo-manager-credentials")
+
+
+def _released_world(tmp_path: Path) -> tuple[Path, Path, Loop]:
+    """The mistake: the CompositeController ran before `adopt` and released every child."""
+    manifest, live, loop = go_world_files(tmp_path)
+    for _ in range(2):
+        loop.sync()
+    # Every child is released; the first sync made the one the Go operator has none of.
+    assert sorted(loop.cluster.released) == sorted(k for k in loop.cluster.objects if k != MANAGER)
+    live.write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+    return manifest, live, loop
+
+
+def test_adopt_after_the_controllers_came_first_labels_every_released_child_and_keeps_every_secret(capsys, tmp_path):
+    manifest, live, loop = _released_world(tmp_path)
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live)
+    assert code == 0
+    labels = [line for line in out.splitlines() if " label --overwrite " in line]
+    released = sorted(loop.cluster.released)
+    # Every child by name, the one already adopted too (labelling it again changes nothing).
+    assert sorted(line.split()[5] for line in labels) == sorted(cli.resource_of(o) for o in loop.cluster.objects.values())
+    for suffix in cli.GO_SECRET_SUFFIXES:
+        assert f"demo-{suffix}: kept as it is" in out
+    assert "will generate" not in out and "0 created" in out and "0 deleted" in out
+    # The same commands as the status of the stuck parent gives, child by child.
+    status_commands = convergence.fix_commands(loop.parent)
+    assert sorted(c for c in status_commands if " label " in c) == \
+        sorted(c for c in labels if "secret/demo-manager-credentials" not in c)
+    # Run as printed: the next sync adopts every child in place, as adopt predicted, no value lost.
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--format", "json")
+    plan = json.loads(out)
+    for line in [c for step in plan["steps"] for c in step["commands"] if " label " in c or " patch " in c]:
+        entry = convergence.kubectl_entry(line)
+        target = loop.parent if entry["kind"] == "DittoServer" else loop.cluster.objects[(entry["kind"], entry["name"])]
+        convergence.apply_patch(target, entry)
+    written = loop.sync()
+    assert sorted(loop.cluster.adopted) == released
+    assert {c.action for c in written} <= {"update"}
+    assert [(c.kind, c.name, list(c.fields)) for c in written] == \
+        [(c["kind"], c["name"], c["fields"]) for c in plan["firstSync"]["changes"] if c["action"] != "unchanged"]
+    for key, obj in loop.cluster.objects.items():
+        if key[0] == "Secret" and key in released:
+            assert set(obj["data"].values()) == {harness.GO_OPERATOR_SECRET}, key
+
+
+def test_adopt_names_objects_another_controller_owns_and_never_touches_them(capsys, tmp_path):
+    manifest, live, loop = go_world_files(tmp_path)
+    other = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x", "uid": "u-x", "controller": True}
+    loop.cluster.objects[("Service", "demo-api")]["metadata"]["ownerReferences"] = [other]
+    loop.cluster.objects[("Secret", "demo-jwt-secret")]["metadata"]["ownerReferences"] = [other]
+    live.write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--format", "json")
+    plan = json.loads(out)
+    touched = {(p["kind"], p["name"]) for step in plan["steps"] for p in step["patches"]}
+    assert ("Service", "demo-api") not in touched and ("Secret", "demo-jwt-secret") not in touched
+    (foreign,) = [s for s in plan["steps"] if s["title"].startswith("Objects with a child's name that another")]
+    assert foreign["commands"] == [] and len(foreign["notes"]) == 2
+    assert any(n.startswith("Service demo-api: controlled by Deployment x (uid u-x)") for n in foreign["notes"])
+    notes = [n for s in plan["steps"] for n in s["notes"]]
+    assert "demo-jwt-secret: exists, controlled by Deployment x: not a child, left as it is (the hook cannot use it)" in notes
+    assert not any("will generate" in n for n in notes)

@@ -6,6 +6,8 @@ operator v0.29 (`python -m hooks adopt`) under Metacontroller's adoption rules.
 """
 import copy
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -374,6 +376,68 @@ def test_without_the_label_every_go_operator_child_is_released_and_never_updated
             continue
         assert obj["metadata"]["ownerReferences"] == []   # no garbage collection any more
         assert obj["spec" if "spec" in obj else "data"] == before[key]["spec" if "spec" in obj else "data"]
+
+
+KINDS = {kind.lower(): kind for kind in ("StatefulSet", "Service", "ConfigMap", "Secret", "NetworkPolicy", "DittoServer")}
+
+
+def kubectl_entry(line: str) -> dict:
+    """A `kubectl -n NS label --overwrite KIND/NAME k=v` or `kubectl -n NS patch KIND/NAME
+    --type=json -p '...'` line, as the patch entry `adopt --format json` gives for it."""
+    words = shlex.split(line)
+    assert words[:2] == ["kubectl", "-n"], line
+    namespace, verb, rest = words[2], words[3], words[4:]
+    resource = next(w for w in rest if "/" in w and not w.startswith("-"))
+    kind, name = KINDS[resource.partition("/")[0].partition(".")[0]], resource.partition("/")[2]
+    if verb == "label":
+        key, _, value = rest[-1].partition("=")
+        return {"kind": kind, "name": name, "namespace": namespace, "type": "merge",
+                "patch": {"metadata": {"labels": {key: value}}}}
+    assert verb == "patch" and "--type=json" in rest, line
+    return {"kind": kind, "name": name, "namespace": namespace, "type": "json",
+            "patch": json.loads(rest[rest.index("-p") + 1])}
+
+
+def fix_commands(parent: dict) -> list[str]:
+    """The commands the parent's status gives to fix what stands in a hand-over's way."""
+    found = []
+    for condition in parent["status"]["conditions"]:
+        if condition["type"] in ("ChildrenNotAdopted", "FinalizerLeftOver") and condition["status"] == "True":
+            found += re.findall(r"fix: (kubectl [^;)]*?'?\]?'?)(?:\)|$)", condition["message"])
+    return found
+
+
+def test_the_status_names_each_released_go_operator_child_and_its_commands_repair_the_hand_over():
+    """Controllers installed before `adopt` ran: every child is released and stuck. The status
+    says so, child by child, with the command that fixes it, and those commands run as given let
+    the next sync adopt every child in place, each Secret value kept."""
+    loop = go_world()
+    operators = set(loop.cluster.objects)   # the first sync also makes the manager's Secret
+    for _ in range(2):
+        loop.sync()
+    conditions = {c["type"]: c for c in loop.parent["status"]["conditions"]}
+    assert conditions["Progressing"]["reason"] == "NotAdopted"
+    message = conditions["ChildrenNotAdopted"]["message"]
+    for kind, name in operators:
+        assert f"{kind} {name} (released: no controller" in message, (kind, name)
+    assert "FinalizerLeftOver" in conditions
+    commands = fix_commands(loop.parent)
+    assert len(commands) == len(operators) + 1
+    for line in commands:
+        entry = kubectl_entry(line)
+        target = loop.parent if entry["kind"] == "DittoServer" else loop.cluster.objects[(entry["kind"], entry["name"])]
+        apply_patch(target, entry)
+    assert loop.parent["metadata"]["finalizers"] == []
+    before = len(loop.cluster.already_exists)
+    loop.sync()
+    assert sorted(loop.cluster.adopted) == sorted(operators)
+    assert len(loop.cluster.already_exists) == before
+    loop.settle()
+    types = {c["type"] for c in loop.parent["status"]["conditions"]}
+    assert not types & {"ChildrenNotAdopted", "FinalizerLeftOver"}
+    for key, obj in loop.cluster.objects.items():
+        if key[0] == "Secret" and key in operators:
+            assert set(obj["data"].values()) == {harness.GO_OPERATOR_SECRET}, key
 
 
 def apply_patch(obj: dict, entry: dict) -> None:

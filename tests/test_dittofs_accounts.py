@@ -223,3 +223,54 @@ def test_an_expiring_token_is_refreshed_on_the_real_server_not_logged_in_again(t
         again = w.discover()
         assert again["annotations"][adapters.ANNOTATION] == first["annotations"][adapters.ANNOTATION]
         assert w.api.requests() == [("POST", "/api/v1/auth/refresh", None), ("GET", ADAPTERS, None)]
+
+
+def _settings(w) -> dict:
+    found = requests.get(w.server.url() + "/api/v1/adapters/nfs/settings", headers=w.admin(), timeout=5)
+    assert found.status_code == 200, found.text
+    return found.json()
+
+
+def test_an_account_that_exists_with_another_password_gets_the_secrets_password(tmp_path):
+    """The Go operator made `k8s-operator`, or its Secret was deleted and the sync hook made a
+    new one: DittoFS answers the create with 409, and the account's password is reset to the
+    Secret's. Polling then works with it, and the old password no longer does."""
+    with world(tmp_path) as w:
+        w.discover()
+        old = decoded(w.operator_secret(), "password")
+        w.operator_secret()["data"]["password"] = b64("a-new-operator-password-0123456789")
+        w.api.forget()
+        with servers.gunicorn({"DITTOFS_HOOK_API_URL_TEMPLATE": w.server.url()}) as (hook, _):
+            w.hook = hook   # no token in memory
+            found = w.discover()
+        assert w.state() == controlplane.State(controlplane.AUTHENTICATED, "polling as k8s-operator")
+        assert adapters.ANNOTATION in found["annotations"]
+        sent = [(method, path) for method, path, _ in w.api.requests()]
+        assert ("POST", "/api/v1/users") in sent
+        assert ("POST", "/api/v1/users/k8s-operator/password") in sent
+        w.server.login("k8s-operator", "a-new-operator-password-0123456789")
+        refused = requests.post(w.server.url() + "/api/v1/auth/login", timeout=5,
+                                json={"username": "k8s-operator", "password": old})
+        assert refused.status_code == 401, refused.text
+
+
+def test_after_the_account_had_to_be_made_again_the_portmapper_is_checked_again(tmp_path):
+    """A control-plane store made anew has the portmapper off and no account: making the account
+    again checks the portmapper again, although the NFS adapter did not change."""
+    with world(tmp_path) as w:
+        w.discover()
+        assert _settings(w)["portmapper_enabled"] is True
+        # What a store made anew looks like to the hook: the account gone, the portmapper off.
+        off = requests.patch(w.server.url() + "/api/v1/adapters/nfs/settings", headers=w.admin(), timeout=5,
+                             json={"portmapper_enabled": False})
+        assert off.status_code == 200, off.text
+        deleted = requests.delete(w.server.url() + "/api/v1/users/k8s-operator", headers=w.admin(), timeout=5)
+        assert deleted.status_code in (200, 204), deleted.text
+        assert _settings(w)["portmapper_enabled"] is False
+        with servers.gunicorn({"DITTOFS_HOOK_API_URL_TEMPLATE": w.server.url()}) as (hook, _):
+            w.hook = hook
+            w.discover()
+        assert w.state().reason == controlplane.AUTHENTICATED
+        assert controlplane.read_applied(w.parent["metadata"]["annotations"]).portmapper == "nfs:12049"
+        assert ("PATCH", "/api/v1/adapters/nfs/settings", None) in w.api.requests()
+        assert _settings(w)["portmapper_enabled"] is True

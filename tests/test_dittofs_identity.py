@@ -175,3 +175,25 @@ def test_kerberos_starts_with_a_real_keytab_and_a_change_rolls_the_pod_once(tmp_
         assert hash_second != hash_first                          # then one roll ...
         w.discover()
         assert w.sync()["status"]["configHash"] == hash_second    # ... and only one
+
+
+def test_ldap_tls_settings_removed_from_the_spec_are_removed_from_the_running_server(ldap_world):
+    """PUT replaces the stored settings: a spec without TLS settings sends an empty `tls`
+    object, which clears `insecure_skip_verify` and `ca_cert_file` on the real server. (DittoFS
+    v0.29 decodes `tls` into a fresh value, so a `null` would clear them too; the hook sends the
+    explicit empty object, which `test_ldap_without_tls_settings_sends_an_empty_tls_object`
+    pins, so that no server that keeps a field on `null` keeps them.)"""
+    w = ldap_world
+    with_tls = _ldap_spec(w.port)
+    with_tls["identity"]["ldap"].update(insecureSkipVerify=True, caCertFile="/etc/ssl/certs/directory-ca.pem")
+    w.parent["spec"] = with_tls
+    w.discover()
+    tls = _stored(w, "ldap").get("tls") or {}
+    assert (tls.get("insecure_skip_verify"), tls.get("ca_cert_file")) == (True, "/etc/ssl/certs/directory-ca.pem")
+    w.parent["spec"] = _ldap_spec(w.port)
+    w.api.forget()
+    w.discover()
+    assert ("PUT", f"{PROVIDERS}/ldap/config") in _identity_calls(w)
+    tls = _stored(w, "ldap").get("tls") or {}
+    assert not tls.get("insecure_skip_verify") and not tls.get("ca_cert_file"), tls
+

@@ -202,3 +202,17 @@ def test_identity_changes_converge_in_the_harness_with_one_roll_for_kerberos_and
     loop.settle()
     assert loop.cluster.pod_template_writes() == 1
     assert loop.sync() == []
+
+
+def test_ldap_without_tls_settings_sends_an_empty_tls_object_which_clears_the_stored_ones():
+    """DittoFS's PUT replaces the stored LDAP settings; the TLS ones go only when `tls` says so
+    (tests/test_dittofs_identity.py proves the clearing on the real `dfs`)."""
+    plain = {**factory.SPEC, "identity": {"ldap": {
+        "enabled": True, "url": "ldap://dir:389", "allowPlaintext": True, "baseDN": "dc=x", "bindDN": "cn=b,dc=x",
+        "bindPasswordSecretRef": {"name": "bind", "key": "password"}}}}
+    (given,) = identity.wanted(spec.parse_spec(plain), observed.Objects(), {})
+    assert given.body["tls"] == {}
+    with_tls = copy.deepcopy(plain)
+    with_tls["identity"]["ldap"].update(insecureSkipVerify=True, caCertFile="/etc/ca.pem")
+    (given,) = identity.wanted(spec.parse_spec(with_tls), observed.Objects(), {})
+    assert given.body["tls"] == {"ca_cert_file": "/etc/ca.pem", "insecure_skip_verify": True}

@@ -467,10 +467,41 @@ def test_customize_lists_the_referenced_secrets():
     spec = {**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}},
                                    "admin": {"passwordSecretRef": {"name": "pw", "key": "p"}}},
             "database": {"postgresSecretRef": {"name": "jwt", "key": "dsn"}}}
-    out = customize.related_resources({"parent": f.parent(spec=spec)})
-    assert out == {"relatedResources": [{"apiVersion": "v1", "resource": "secrets", "namespace": "storage",
-                                         "names": ["jwt", "pw"]}]}
-    assert customize.related_resources({"parent": f.parent()}) == {"relatedResources": []}
+    out = customize.related_resources({"parent": f.parent(spec=spec)})["relatedResources"]
+    assert out[0] == {"apiVersion": "v1", "resource": "secrets", "namespace": "storage", "names": ["jwt", "pw"]}
+    # The user's Secrets replace the generated JWT and admin Secrets: only the other two are made.
+    generated = next(r for r in out[1:] if r["resource"] == "secrets")
+    assert generated["names"] == ["demo-manager-credentials", "demo-operator-credentials"]
+    assert [r["resource"] for r in customize.related_resources({"parent": f.parent()})["relatedResources"]] == [
+        "statefulsets", "configmaps", "services", "secrets", "networkpolicies"]
+
+
+def test_customize_relates_by_name_every_object_a_child_could_be():
+    """Objects of the children's names are related, adapters DittoFS serves included (running
+    or not: the answer is kept per generation), and those the annotation names beyond them."""
+    p = f.parent(spec={**f.SPEC, "metrics": {"enabled": True}}, adapters=[f.entry("nfs", 12049), f.entry("x-proto", 9000)])
+    rules = {r["resource"]: r for r in customize.related_resources({"parent": p})["relatedResources"]}
+    assert {r["namespace"] for r in rules.values()} == {"storage"}
+    assert rules["statefulsets"]["names"] == ["demo"] and rules["statefulsets"]["apiVersion"] == "apps/v1"
+    assert rules["configmaps"]["names"] == ["demo-config"]
+    assert rules["services"]["names"] == ["demo-adapter-nfs", "demo-adapter-smb", "demo-adapter-x-proto",
+                                          "demo-api", "demo-headless", "demo-metrics"]
+    assert rules["networkpolicies"]["names"] == ["demo-adapter-nfs", "demo-adapter-smb", "demo-adapter-x-proto",
+                                                 "demo-baseline"]
+    assert rules["secrets"]["names"] == ["demo-admin-bootstrap-credentials", "demo-jwt-secret",
+                                         "demo-manager-credentials", "demo-operator-credentials"]
+    # Every name is one the sync hook's children really carry (with the adapters running).
+    children = run(p)["children"]
+    for child in children:
+        if child["kind"] != "ServiceMonitor":
+            resource = {"StatefulSet": "statefulsets", "ConfigMap": "configmaps", "Service": "services",
+                        "Secret": "secrets", "NetworkPolicy": "networkpolicies"}[child["kind"]]
+            assert child["metadata"]["name"] in rules[resource]["names"], child["metadata"]["name"]
+    # A controller that declares no NetworkPolicy children relates none.
+    controller = {"spec": {"childResources": [{"apiVersion": v, "resource": r} for v, r in (
+        ("v1", "secrets"), ("v1", "configmaps"), ("v1", "services"), ("apps/v1", "statefulsets"))]}}
+    found = customize.related_resources({"parent": p, "controller": controller})["relatedResources"]
+    assert "networkpolicies" not in {r["resource"] for r in found}
 
 
 def test_adapter_summary_lists_every_applied_adapter():
@@ -835,3 +866,96 @@ def test_live_ports_sharing_a_merge_key_are_reported_under_dynamic_apply_only():
     assert "kubectl edit" in cond["message"] and "server-side-apply" in cond["message"]
     assert f.condition(run(p, observed=left, strategy="server-side-apply"), "ChildrenNotUpdatable") is None
     assert f.condition(converge(p), "ChildrenNotUpdatable") is None
+
+
+# --- objects of a child's name that are not children ------------------------------------------
+
+def _go_made(obj: dict, **meta) -> dict:
+    """A child as the Go operator leaves it once Metacontroller released it: no controller-uid
+    label, no ownerReference (or `meta`'s)."""
+    found = copy.deepcopy(obj)
+    found["metadata"] = {**found["metadata"], "namespace": "storage", **meta}
+    return found
+
+
+def test_objects_of_a_childs_name_that_are_not_children_are_named_with_the_command_that_fixes_them():
+    p = f.parent(adapters=[NFS])
+    p["metadata"]["finalizers"] = ["keep.example.com/x", "dittofs.dittofs.com/finalizer"]
+    children = run(p)["children"]
+    by_name = {(c["kind"], c["metadata"]["name"]): c for c in children}
+    other = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "other", "uid": "u-other", "controller": True}
+    related = [
+        _go_made(by_name[("StatefulSet", "demo")]),                               # released
+        _go_made(by_name[("Service", "demo-api")], ownerReferences=[other]),      # another controller's
+        _go_made(by_name[("Secret", "demo-jwt-secret")],                         # labelled: adopted next
+                 labels={"controller-uid": "u-1"}),
+        _go_made(by_name[("ConfigMap", "demo-config")], namespace="elsewhere"),   # not in this namespace
+    ]
+    observed = [c for c in children if (c["kind"], c["metadata"]["name"]) not in
+                {("StatefulSet", "demo"), ("Service", "demo-api"), ("Secret", "demo-jwt-secret"),
+                 ("ConfigMap", "demo-config")}]
+    resp = run(p, observed=observed, related=related)
+    cond = f.condition(resp, "ChildrenNotAdopted")
+    assert cond["status"] == "True" and cond["reason"] == "NotClaimed"
+    assert ("StatefulSet demo (released: no controller, and no controller-uid label; "
+            "fix: kubectl -n storage label --overwrite statefulset.apps/demo controller-uid=u-1)") in cond["message"]
+    assert "Service demo-api (controlled by ReplicaSet other (uid u-other); Metacontroller never takes it" in cond["message"]
+    assert "demo-jwt-secret" not in cond["message"] and "demo-config" not in cond["message"]
+    assert cond["message"].index("StatefulSet demo") < cond["message"].index("Service demo-api")   # by kind order
+    progressing = f.condition(resp, "Progressing")
+    assert (progressing["status"], progressing["reason"]) == ("False", "NotAdopted")
+    final = f.condition(resp, "FinalizerLeftOver")
+    assert final["reason"] == "GoOperatorFinalizer"
+    assert final["message"].endswith(
+        "fix: kubectl -n storage patch dittoserver.dittofs.dittofs.com/demo --type=json -p "
+        """'[{"op":"test","path":"/metadata/finalizers/1","value":"dittofs.dittofs.com/finalizer"},"""
+        """{"op":"remove","path":"/metadata/finalizers/1"}]'""")
+    # The same answer whatever the order of the related objects.
+    assert run(p, observed=observed, related=related[::-1])["status"] == resp["status"]
+    # Children, or nothing in the way: no condition, and Progressing as before.
+    clean = run(p, observed=children, related=children)
+    assert f.condition(clean, "ChildrenNotAdopted") is None
+    p["metadata"]["finalizers"] = ["keep.example.com/x"]
+    fresh = run(p)
+    assert f.condition(fresh, "FinalizerLeftOver") is None and f.condition(fresh, "ChildrenNotAdopted") is None
+    assert f.condition(fresh, "Progressing")["reason"] == "Creating"
+
+
+def test_observed_children_and_related_secrets_of_another_namespace_are_ignored():
+    """Metacontroller's v2 requests may carry objects of other namespaces (keyed namespace/name):
+    only the parent's namespace counts, for children (a generated Secret is not read from
+    elsewhere) and for the related Secrets the spec names."""
+    p = f.parent(spec={**f.SPEC, "identity": {"jwt": {"secretRef": {"name": "jwt", "key": "k"}}}})
+    mine = _secret("jwt", k=base64.b64encode(b"x" * 40).decode())
+    theirs = copy.deepcopy(mine)
+    theirs["metadata"]["namespace"] = "elsewhere"
+    first = run(p, related=[mine], version="v2")
+    operator = next(c for c in first["children"] if c["metadata"]["name"] == "demo-operator-credentials")
+    foreign_operator = copy.deepcopy(operator)
+    foreign_operator["metadata"]["namespace"] = "elsewhere"
+    foreign_operator["data"] = {"username": base64.b64encode(b"k8s-operator").decode(),
+                                "password": base64.b64encode(b"not-this-one").decode()}
+    answer = run(p, observed=[foreign_operator], related=[theirs], version="v2")
+    made = next(c for c in answer["children"] if c["metadata"]["name"] == "demo-operator-credentials")
+    assert made["data"]["password"] != foreign_operator["data"]["password"]
+    assert f.condition(answer, "ConfigReady")["reason"] == "SecretMissing"
+    assert "Secret jwt is missing" in f.condition(answer, "ConfigReady")["message"]
+    assert answer["status"]["configHash"] != first["status"]["configHash"]
+
+
+def test_the_config_hash_does_not_depend_on_the_order_of_a_secrets_keys():
+    spec = {**f.SPEC, "database": {"type": "postgres", "postgresSecretRef": {"name": "pg", "key": "dsn"}}}
+    values = {"host": "db", "database": "d", "user": "u", "password": "p"}
+    data = {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
+    forward = _secret("pg", **data)
+    backward = _secret("pg", **dict(reversed(list(data.items()))))
+    assert list(forward["data"]) != list(backward["data"])
+    first = run(f.parent(spec=spec), related=[forward])["status"]["configHash"]
+    assert run(f.parent(spec=spec), related=[backward])["status"]["configHash"] == first
+    changed = _secret("pg", **{**data, "password": base64.b64encode(b"q").decode()})
+    assert run(f.parent(spec=spec), related=[changed])["status"]["configHash"] != first
+
+
+def _secret(name: str, **data: str) -> dict:
+    """A user's Secret in the parent's namespace, `data` already base64."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "storage"}, "data": data}

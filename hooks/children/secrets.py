@@ -16,7 +16,7 @@ import secrets
 import string
 
 from hooks.dittofs import layout
-from hooks.request import context, observed
+from hooks.request import context, observed, spec
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -29,31 +29,35 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def generated(ctx: context.Context) -> list[tuple[str, dict]]:
-    """(name suffix, {key: factory of its first value}) of each Secret this spec has the hook make."""
+def generated_suffixes(s: spec.DittoServerSpec) -> list[str]:
+    """The name suffixes of the Secrets this spec has the hook make."""
     found = []
-    if ctx.spec.identity.jwt.secret_ref is None:
-        found.append((layout.JWT_SUFFIX, {layout.JWT_KEY: lambda: ctx.random_token(64)}))
-    if ctx.spec.identity.admin.password_secret_ref is None:
-        found.append((layout.ADMIN_SUFFIX, {
-            layout.USERNAME_KEY: lambda: layout.ADMIN_USER,
-            layout.PASSWORD_KEY: lambda: ctx.random_token(32),
-        }))
+    if s.identity.jwt.secret_ref is None:
+        found.append(layout.JWT_SUFFIX)
+    if s.identity.admin.password_secret_ref is None:
+        found.append(layout.ADMIN_SUFFIX)
     # The discovery hook makes the account with this password (it never invents one). A child
     # here, not a decorator attachment: the CompositeController owns Secrets of this parent and
     # would release an attachment. A user's credentials Secret means no account is made.
-    if ctx.spec.adapter_discovery.credentials_secret_ref is None:
-        found.append((layout.OPERATOR_SUFFIX, {
-            layout.USERNAME_KEY: lambda: layout.OPERATOR_USER,
-            layout.PASSWORD_KEY: lambda: ctx.random_token(32),
-        }))
+    if s.adapter_discovery.credentials_secret_ref is None:
+        found.append(layout.OPERATOR_SUFFIX)
     # Declared shares, users and groups are written as this admin-role account. Its Secret's
     # name is derived from the server's, as it must be: their hooks see only their own object.
-    found.append((layout.MANAGER_SUFFIX, {
-        layout.USERNAME_KEY: lambda: layout.MANAGER_USER,
-        layout.PASSWORD_KEY: lambda: ctx.random_token(32),
-    }))
+    found.append(layout.MANAGER_SUFFIX)
     return found
+
+
+def generated(ctx: context.Context) -> list[tuple[str, dict]]:
+    """(name suffix, {key: factory of its first value}) of each Secret this spec has the hook make."""
+    def account(user: str) -> dict:
+        return {layout.USERNAME_KEY: lambda: user, layout.PASSWORD_KEY: lambda: ctx.random_token(32)}
+    factories = {
+        layout.JWT_SUFFIX: lambda: {layout.JWT_KEY: lambda: ctx.random_token(64)},
+        layout.ADMIN_SUFFIX: lambda: account(layout.ADMIN_USER),
+        layout.OPERATOR_SUFFIX: lambda: account(layout.OPERATOR_USER),
+        layout.MANAGER_SUFFIX: lambda: account(layout.MANAGER_USER),
+    }
+    return [(suffix, factories[suffix]()) for suffix in generated_suffixes(ctx.spec)]
 
 
 def _observed_data(ctx: context.Context, suffix: str) -> dict:

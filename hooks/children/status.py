@@ -5,7 +5,7 @@ otherwise it is copied from the parent's current status, so a resync never rewri
 """
 from datetime import datetime
 
-from hooks.children import statefulset
+from hooks.children import adoption, statefulset
 from hooks.dittofs import discovery, identity, layout, stores
 from hooks.request import context, controlplane, names, observed, ports
 
@@ -48,8 +48,12 @@ def _int(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def rollout(sts: dict | None, desired: int, ready: int) -> tuple[bool, str, str]:
-    """(progressing, reason, message) from the observed StatefulSet's status."""
+def rollout(sts: dict | None, desired: int, ready: int, stranded: bool = False) -> tuple[bool, str, str]:
+    """(progressing, reason, message) from the observed StatefulSet's status; `stranded`: a
+    StatefulSet of its name exists that is not a child (nothing progresses until it is)."""
+    if sts is None and stranded:
+        return False, "NotAdopted", ("a StatefulSet of this name exists but is not this DittoServer's child, "
+                                     "so it is neither created nor updated (see ChildrenNotAdopted)")
     if sts is None:
         return True, "Creating", "the StatefulSet does not exist yet"
     st = sts.get("status") if isinstance(sts.get("status"), dict) else {}
@@ -188,6 +192,26 @@ def twin_ports_message(twins: list[str]) -> str:
             "DITTOFS_HOOK_APPLY_STRATEGY=server-side-apply")
 
 
+def stranded_children(ctx: context.Context, plan: ports.Plan) -> list[adoption.Stranded]:
+    """Objects named as the children this sync wants that Metacontroller will not adopt."""
+    uid = observed.dig(ctx.parent, "metadata", "uid")
+    if not isinstance(uid, str) or not uid:
+        return []
+    types = [a.type for a in plan.adapters] if ctx.state.known else []
+    return adoption.stranded(ctx.observed, adoption.child_names(ctx.name, ctx.spec, types), ctx.namespace, uid)
+
+
+def not_adopted_message(found: list[adoption.Stranded]) -> str:
+    return ("Metacontroller fails `already exists` creating these children and never updates them: "
+            + "; ".join(item.line() for item in found)
+            + ". (python -m hooks adopt prints every step of a hand-over)")
+
+
+def finalizer_message(command: str) -> str:
+    return (f"the Go operator's finalizer {layout.GO_OPERATOR_FINALIZER} is still on this DittoServer: with the "
+            f"operator stopped nothing removes it, and deleting the DittoServer would hang; fix: {command}")
+
+
 def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drift: str | None,
           now: datetime) -> dict:
     sts = ctx.statefulset
@@ -200,7 +224,8 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
     conditions.add("ConfigReady", *config_ready(ctx))
     conditions.add("DatabaseReady", *database_ready(ctx))
     conditions.add("Available", *available_condition(desired, ready))
-    conditions.add("Progressing", *rollout(sts, desired, ready))
+    stranded = stranded_children(ctx, plan)
+    conditions.add("Progressing", *rollout(sts, desired, ready, any(s.kind == "StatefulSet" for s in stranded)))
     conditions.add("AdaptersKnown", ctx.state.known, ctx.state.reason, ctx.state.message)
     conditions.add("Authenticated", *authenticated(ctx))
     conditions.add("Ready", *ready_condition(conditions.items, desired))
@@ -214,6 +239,11 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
         conditions.add("PortConflict", True, "PortsLeftOut", "; ".join(plan.conflicts))
     if storage_drift:
         conditions.add("StorageChangeIgnored", True, "ImmutableVolumeClaimTemplates", storage_drift)
+    if stranded:
+        conditions.add("ChildrenNotAdopted", True, "NotClaimed", not_adopted_message(stranded))
+    finalizer = adoption.go_finalizer_command(ctx.parent, ctx.namespace, ctx.name)
+    if finalizer is not None:
+        conditions.add("FinalizerLeftOver", True, "GoOperatorFinalizer", finalizer_message(finalizer))
     twins = observed.twin_ports(ctx.observed) if ctx.strategy == ports.DYNAMIC else []
     if twins:
         conditions.add("ChildrenNotUpdatable", True, "PortsShareAMergeKey", twin_ports_message(twins))

@@ -66,3 +66,8 @@ KEYTAB_DIR, KEYTAB_FILE = "/kerberos", "dittofs.keytab"
 KRB5_CONF_DIR, KRB5_CONF_FILE = "/kerberos-krb5", "krb5.conf"
 MACHINE_KEYTAB_DIR, MACHINE_KEYTAB_FILE = "/kerberos-machine", "machine.keytab"
 KEYTAB_MODE = 0o440   # keytabs are credentials: owner and group (the pod's fsGroup) only
+
+# The Go operator v0.29's finalizer (internal/controller/dittoserver_controller.go), on every
+# DittoServer it reconciled: once the operator is stopped nothing removes it, and deleting
+# the DittoServer hangs.
+GO_OPERATOR_FINALIZER = "dittofs.dittofs.com/finalizer"

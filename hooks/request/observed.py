@@ -129,9 +129,15 @@ def index(group: object, where: str, namespace: str) -> Objects:
 class Observed:
     groups: dict[str, Objects]
     related_secrets: Objects
+    # Every related group by name (Secrets included): the customize hook also relates the
+    # objects the children would be, by name, so that one not among the children shows.
+    related: dict[str, Objects] = field(default_factory=dict)
 
     def of(self, group: str) -> Objects:
         return self.groups.get(group, Objects())
+
+    def related_of(self, group: str) -> Objects:
+        return self.related.get(group, Objects())
 
 
 def parse(request: dict, namespace: str, required: tuple[str, ...] = REQUIRED_GROUPS) -> Observed:
@@ -148,10 +154,12 @@ def parse(request: dict, namespace: str, required: tuple[str, ...] = REQUIRED_GR
     related = request.get("related") or {}
     if not isinstance(related, dict):
         raise errors.invalid("related must be an object", "related", "InvalidRelated")
-    secrets = index(related.get(SECRET) or {}, f"related.{SECRET}", namespace)
+    related_groups = {g: index(related[g] or {}, f"related.{g}", namespace) for g in related
+                      if g == SECRET or related[g] is None or isinstance(related[g], dict)}
+    secrets = related_groups.setdefault(SECRET, Objects())
     check_secret_data(groups.get(SECRET, Objects()), f"children.{SECRET}", "InvalidChildren")
     check_secret_data(secrets, f"related.{SECRET}", "InvalidRelated")
-    return Observed(groups, secrets)
+    return Observed(groups, secrets, related_groups)
 
 
 def check_secret_data(objects: Objects, where: str, code: str) -> None:
@@ -164,6 +172,31 @@ def check_secret_data(objects: Objects, where: str, code: str) -> None:
         data = obj.get("data", {})
         if not isinstance(data, dict) or not all(isinstance(value, str) for value in data.values()):
             raise errors.invalid("Secret data must map keys to base64 strings", f"{where}.{name}.data", code)
+
+
+SELECTOR_LABEL = "controller-uid"   # Metacontroller's, on every child with generateSelector
+
+
+def controller_of(obj: dict) -> dict | None:
+    """The object's controller ownerReference, if it has one."""
+    refs = listed(metadata(obj).get("ownerReferences"))
+    return next((r for r in refs if isinstance(r, dict) and r.get("controller") is True), None)
+
+
+def not_claimable(obj: dict, parent_uid: str) -> str | None:
+    """Why Metacontroller's claim (ClaimObject, with generateSelector's `controller-uid` label as
+    the selector) will never make `obj` a child of the parent with `parent_uid`, or None when it
+    is one or becomes one at the next claim (controlled by the parent and labelled; or
+    uncontrolled and labelled, which is adopted)."""
+    ref = controller_of(obj)
+    owner = ref.get("uid") if ref is not None else None
+    if owner is not None and owner != parent_uid:
+        return f"controlled by {ref.get('kind')} {ref.get('name')} (uid {owner})"
+    if labels(obj).get(SELECTOR_LABEL) == parent_uid:
+        return None
+    if owner is None:
+        return f"released: no controller, and no {SELECTOR_LABEL} label"
+    return f"without the {SELECTOR_LABEL} label (released at the next claim)"
 
 
 def _sorted_dicts(items: object) -> list[dict]:

@@ -9,7 +9,10 @@ alone, and whether the DittoFS pod would restart.
 
 `adopt` prints the hand-over of a live DittoServer from the DittoFS Go operator v0.29 to
 Metacontroller as kubectl commands (or JSON patches) for a person to run, then the `diff` of
-the first sync; the hook itself never calls the Kubernetes API.
+the first sync; the hook itself never calls the Kubernetes API. It recognises the children by
+what they are (the names the Go operator and the hook give them, in the parent's namespace):
+owned by the parent, released by Metacontroller (installed before `adopt` ran: the same label
+commands repair that), or owned by another controller (named, never touched).
 
 Exit codes, as diff(1): 0 nothing would change, 1 something would (diff only), 2 bad input.
 """
@@ -24,10 +27,11 @@ from typing import Any, Callable
 
 import yaml
 
-from hooks.children import secrets, sync
+from hooks.children import adoption, secrets, sync
+from hooks.dittofs import layout
 from hooks.request import adapters, context, errors, names, observed, ports, spec
 from hooks.tools import applying
-from hooks.web import customize, settings
+from hooks.web import settings
 
 DEFAULT_NAMESPACE = "default"
 # The children groups the shipped CompositeController declares (metacontroller/).
@@ -220,8 +224,7 @@ def keyed(objects: list[dict], namespace: str, groups: tuple[str, ...]) -> dict:
 def referenced_secrets(parent: dict, live: list[dict]) -> tuple[list[dict], list[str]]:
     """(the live Secrets the customize hook would ask for, the names of those missing)."""
     namespace = parent["metadata"]["namespace"]
-    wanted = [name for rule in customize.related_resources({"parent": parent})["relatedResources"]
-              for name in rule["names"]]
+    wanted = spec.read_parent({"parent": parent})[3].referenced_secrets()
     have = {observed.dig(obj, "metadata", "name"): obj for obj in live
             if group_of(obj) == observed.SECRET and namespace_of(obj, namespace) == namespace}
     return [have[name] for name in wanted if name in have], [name for name in wanted if name not in have]
@@ -399,7 +402,7 @@ def changes_of(result: Preview) -> tuple[list[applying.Change], list[dict]]:
 
 # --------------------------------------------------------------------------- adopt
 
-GO_FINALIZER = "dittofs.dittofs.com/finalizer"   # the Go operator v0.29's, on every DittoServer
+GO_FINALIZER = layout.GO_OPERATOR_FINALIZER   # the Go operator v0.29's, on every DittoServer
 # Where the Go operator's kustomize config (k8s/dittofs-operator/config/default) installs it.
 GO_OPERATOR_NAMESPACE, GO_OPERATOR_DEPLOYMENT = "dittofs", "dittofs-operator-controller-manager"
 GO_SECRET_SUFFIXES = ("admin-bootstrap-credentials", "operator-credentials", "jwt-secret")
@@ -445,12 +448,25 @@ def stop_step(namespace: str, deployment: str) -> Step:
 
 def label_step(children: list[dict], uid: str) -> Step:
     patches = tuple(patch_of(c, "merge", {"metadata": {"labels": {applying.SELECTOR_LABEL: uid}}}) for c in children)
-    commands = tuple(f"kubectl -n {p['namespace']} label --overwrite {resource_of(c)} {applying.SELECTOR_LABEL}={uid}"
+    commands = tuple(adoption.label_command(p["namespace"], c.get("kind"), c.get("apiVersion"), p["name"], uid)
                      for p, c in zip(patches, children))
-    return Step("Label each child with Metacontroller's selector label before the CompositeController is "
-                "installed: a child controlled by the parent without it is released (its ownerReference "
-                "removed) and never updated; the Go operator's ownerReference names the same parent and stays",
+    return Step("Label each child with Metacontroller's selector label: one controlled by the parent without it "
+                "is released (its ownerReference removed) and never updated; one released already (the "
+                "CompositeController was installed first) is adopted at the next sync once labelled; the Go "
+                "operator's ownerReference names the same parent and stays",
                 commands, patches)
+
+
+def foreign_step(foreign: list[dict]) -> Step | None:
+    """Objects of a child's name another controller owns: named, never touched."""
+    if not foreign:
+        return None
+    notes = tuple(f"{obj.get('kind')} {observed.dig(obj, 'metadata', 'name')}: controlled by "
+                  f"{ref.get('kind')} {ref.get('name')} (uid {ref.get('uid')}); adopt leaves it alone, and "
+                  "Metacontroller cannot create this child while it exists"
+                  for obj in foreign if (ref := controller_ref(obj)) is not None)
+    return Step("Objects with a child's name that another controller owns (not touched: move them away or "
+                "delete them if they are not needed)", notes=notes)
 
 
 def port_lists(obj: dict) -> list[tuple[str, list, str]]:
@@ -513,19 +529,27 @@ def finalizer_step(parent: dict) -> Step:
     if GO_FINALIZER not in finalizers:
         return Step(f"The DittoServer carries no {GO_FINALIZER} finalizer: nothing to remove")
     index = finalizers.index(GO_FINALIZER)
-    entry = patch_of(parent, "json", [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": GO_FINALIZER},
-                                      {"op": "remove", "path": f"/metadata/finalizers/{index}"}])
+    entry = patch_of(parent, "json", adoption.finalizer_patch(index))
     return Step("Remove the Go operator's finalizer: with the operator gone it would block deletion",
                 (kubectl_patch(entry, resource_of(parent)),), (entry,))
 
 
-def secrets_step(parent: dict, children: list[dict]) -> Step:
-    name = parent["metadata"]["name"]
+def secrets_step(parent: dict, children: list[dict], live: list[dict]) -> Step:
+    """What becomes of each Secret the Go operator made: an existing one is never called missing."""
+    name, namespace = parent["metadata"]["name"], parent["metadata"]["namespace"]
     have = {observed.dig(c, "metadata", "name") for c in children if group_of(c) == observed.SECRET}
-    notes = tuple(f"{name}-{suffix}: " + ("kept as it is (labelled in step 2; the hook keeps every value it finds)"
-                                          if f"{name}-{suffix}" in have else
-                                          "not found among the children: the hook will generate it")
-                  for suffix in GO_SECRET_SUFFIXES)
+    present = {observed.dig(obj, "metadata", "name"): obj for obj in live
+               if group_of(obj) == observed.SECRET and namespace_of(obj, namespace) == namespace}
+
+    def fate(secret: str) -> str:
+        if secret in have:
+            return "kept as it is (labelled in step 2; the hook keeps every value it finds)"
+        if secret in present:
+            ref = controller_ref(present[secret])
+            owner = f"{ref.get('kind')} {ref.get('name')}" if ref else "nobody"
+            return f"exists, controlled by {owner}: not a child, left as it is (the hook cannot use it)"
+        return "not found in the namespace: the hook will generate it"
+    notes = tuple(f"{name}-{suffix}: {fate(f'{name}-{suffix}')}" for suffix in GO_SECRET_SUFFIXES)
     return Step("Keep the Go operator's Secrets, so that no password or JWT key changes", notes=notes)
 
 
@@ -539,21 +563,45 @@ def pod_template_fields(changes: list[applying.Change]) -> list[str]:
             for path in c.fields if path.startswith("spec.template")]
 
 
+def named_as_children(parent: dict, live: list[dict], groups: tuple[str, ...]) -> list[dict]:
+    """Live objects in the parent's namespace, of a declared kind, named as a child of this
+    parent would be (the names the Go operator and the hook give them), whoever owns them."""
+    name, namespace = parent["metadata"]["name"], parent["metadata"]["namespace"]
+    parsed = spec.read_parent({"parent": parent})[3]
+    state = adapters.state_from_annotations(observed.dig(parent, "metadata", "annotations"))
+    types = sorted({*adoption.KNOWN_ADAPTERS, *(a.type for a in state.adapters)})
+    wanted = adoption.child_names(name, parsed, types)
+    return [obj for obj in live if group_of(obj) in groups and namespace_of(obj, namespace) == namespace
+            and observed.dig(obj, "metadata", "name") in wanted.get(group_of(obj), [])]
+
+
 def handover(parent: dict, live: list[dict], strategy: ports.Strategy, groups: tuple[str, ...],
              operator: tuple[str, str]) -> tuple[list[Step], Preview, list[applying.Change], list[dict]]:
-    """The steps, and the first sync as it will find the children once they are labelled."""
+    """The steps, and the first sync as it will find the children once they are labelled.
+
+    Children are recognised by what they are: controlled by this parent, labelled as its
+    children, or named as its children are and controlled by nobody (released: Metacontroller
+    removed the ownerReference because the CompositeController came first). Those another
+    controller owns are named and never touched."""
     uid = observed.dig(parent, "metadata", "uid")
     if not isinstance(uid, str) or not uid:
         raise CliError(f"the {spec.KIND} has no uid: give the live object (kubectl get dittoserver NAME -o json)")
-    children = [obj for obj in live if is_child(obj, parent, uid, groups)]
+    named = named_as_children(parent, live, groups)
+    foreign = [obj for obj in named if (ref := controller_ref(obj)) is not None and ref.get("uid") != uid]
+    released = [obj for obj in named if controller_ref(obj) is None]
+    children = [obj for obj in live if is_child(obj, parent, uid, groups) or any(obj is r for r in released)]
     twins = twins_step(children, strategy)
     fixed = [without_twins(obj)[0] if twins else obj for obj in children]
-    after = [labelled(fixed[children.index(obj)], uid) if obj in children else obj for obj in live]
+    after = [labelled(fixed[i], uid) if (i := _index(children, obj)) is not None else obj for obj in live]
     result = preview(parent, after, strategy, groups)
     changes, desired = changes_of(result)
     steps = [stop_step(*operator), label_step(children, uid), *([twins] if twins else []), finalizer_step(parent),
-             secrets_step(parent, children), install_step()]
+             secrets_step(parent, children, live), *filter(None, [foreign_step(foreign)]), install_step()]
     return steps, result, changes, desired
+
+
+def _index(items: list[dict], obj: dict) -> int | None:
+    return next((i for i, item in enumerate(items) if item is obj), None)
 
 
 def print_steps(steps: list[Step]) -> None:
