@@ -12,7 +12,7 @@ import shlex
 import pytest
 
 from hooks.tools import cli
-from tests import harness, kubectl as k, test_convergence as convergence
+from tests import harness, kubectl as k
 from tests.test_apiserver_real import crd, go_operator_on_the_server  # noqa: F401 (crd: a fixture)
 from tests.test_kubectl import install_stand_ins
 

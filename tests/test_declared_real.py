@@ -5,6 +5,7 @@ proving the data path: bytes written over NFS and SMB read back after a SIGKILL,
 password refused and replaced with no restart, drift put back, and each deletion policy.
 """
 import base64
+import contextlib
 import copy
 import hashlib
 import json
@@ -56,6 +57,18 @@ def condition(obj: dict, kind: str) -> dict:
 
 def api_get(w, path: str) -> requests.Response:
     return requests.get(w.server.url() + path, headers=w.admin(), timeout=10)
+
+
+@contextlib.contextmanager
+def applied_example(tmp_path):
+    """The worked example applied and kept in step once: (the world, its objects by kind)."""
+    docs = example()
+    with world(tmp_path, SPEC, secrets=[docs["Secret"]]) as w:
+        w.declared = [docs[kind] for kind in ("DittoGroup", "DittoUser", "DittoShare")]
+        w.discover()
+        for obj in w.declared:
+            w.keep(obj)
+        yield w, docs
 
 
 def test_the_worked_example_gives_a_share_real_clients_write_to_and_read_back(tmp_path):
@@ -345,13 +358,8 @@ def test_bytes_survive_an_adapter_toggled_off_and_on_and_the_pod_it_rolls(tmp_pa
     """An adapter stopped through the API changes the container ports, so the pod rolls (as with
     the Go operator); the share's bytes are there after each roll, over the adapter still on,
     and over the one turned back on."""
-    docs = example()
-    password, group, user, share = (docs[kind] for kind in ("Secret", "DittoGroup", "DittoUser", "DittoShare"))
-    with world(tmp_path, SPEC, secrets=[password]) as w:
-        w.declared = [group, user, share]
-        w.discover()
-        for obj in (group, user, share):
-            w.keep(obj)
+    with applied_example(tmp_path) as (w, docs):
+        password = docs["Secret"]
         nfs, smb = w.server.forward(NFS_PORT), w.server.forward(SMB_PORT)
         written = os.urandom(700 * 1024)
         clients.smb_put(smb, "/export", "alice", PASSWORD, "toggled.bin", written)
@@ -380,13 +388,8 @@ def test_bytes_survive_an_adapter_toggled_off_and_on_and_the_pod_it_rolls(tmp_pa
 
 
 def test_a_grant_removed_from_the_spec_is_revoked_and_one_made_by_hand_stays(tmp_path):
-    docs = example()
-    password, group, user, share = (docs[kind] for kind in ("Secret", "DittoGroup", "DittoUser", "DittoShare"))
-    with world(tmp_path, SPEC, secrets=[password]) as w:
-        w.declared = [group, user, share]
-        w.discover()
-        for obj in (group, user, share):
-            w.keep(obj)
+    with applied_example(tmp_path) as (w, docs):
+        share = docs["DittoShare"]
         assert json.loads(share["metadata"]["annotations"]["dittofs.io/granted"]) == ["groups/editors", "users/alice"]
         # A grant made by hand, for a user made by hand: the hook never made it.
         admin = w.admin()
