@@ -1,6 +1,7 @@
 """The declared kinds' pure parts: reading a DittoShare, DittoUser or DittoGroup, what their
 customize hooks relate, the bodies and comparisons sent to DittoFS, the stores `/discover`
 makes, and the status they answer (the real server's side is tests/test_declared_real.py)."""
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -195,3 +196,64 @@ def test_store_paths_follow_the_claims_the_live_statefulset_mounts():
     assert stores.statefulset_claims(None) is None and stores.statefulset_claims({"spec": 5}) is None
     # The sync side reads the same StatefulSet: StoresReady agrees with what discovery made.
     assert stores.on_a_claim("/data/content/blocks") and not stores.on_a_claim("/var/lib/blocks")
+
+
+def test_reserved_accounts_and_groups_are_never_taken_over_nor_deleted():
+    for kind, name in (("DittoUser", "admin"), ("DittoUser", "k8s-manager"), ("DittoGroup", "admins")):
+        obj = declared_object(kind, name, {"server": "demo", "deletionPolicy": "Delete"})
+        obj["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+        keeper = decorate.Keeper(api=None)   # no DittoFS call can be made: none is
+        outcome = keeper.sync({"object": obj, "related": {}, "finalizing": True}, kind)
+        assert (outcome.result.reason, outcome.result.finalized) == (keeping.RESERVED_NAME, True)
+        assert "may not take it over" in outcome.result.message
+
+
+def test_a_quota_changed_below_what_dittofs_shows_is_set_again():
+    work = keeping.ShareApply(read("DittoShare", {**SHARE, "quotaBytes": 10 * 2**30 + 2**20}), None, None, "")
+    held = {"read_only": False, "default_permission": "none", "quota_bytes": "10.00GiB"}
+    assert work.drift(held) == {}                                   # the text alone cannot tell
+    assert work.drift(held, quota_before=10 * 2**30) == {"quota_bytes": str(10 * 2**30 + 2**20)}
+    assert work.drift(held, quota_before=10 * 2**30 + 2**20) == {}
+
+
+def test_a_hostile_granted_annotation_is_no_grant_and_no_error():
+    assert decorate.read_granted("[" * 100_000) == frozenset()
+    assert decorate.read_granted('["users/a", 5, "x"]') == frozenset({"users/a"})
+
+
+def test_a_store_that_holds_its_data_elsewhere_is_never_moved():
+    parsed = spec.parse_spec({"storage": {"metadataSize": "1Gi"}, "stores": {
+        "metadata": [{"name": "pg", "type": "postgres", "postgres": {"secretRef": {"name": "db"}}}],
+        "remote": [{"name": "s3", "type": "s3", "s3": {"bucket": "new", "prefix": "b/",
+                                                      "credentialsSecretRef": {"name": "keys"}}}]}})
+    pg, s3 = stores.wanted(parsed.stores)
+    held = {"type": "s3", "config": {"bucket": "old", "prefix": "a/", "secret_access_key": "********"}}
+    assert "with bucket 'old', not 'new'" in stores.mismatch(s3, held)
+    assert stores.mismatch(s3, {"type": "s3", "config": {"bucket": "new", "prefix": "b/"}}) is None
+    sent = {"host": "db-2", "port": 5432, "database": "meta"}
+    assert "with host 'db-1', not 'db-2'" in stores.mismatch(
+        pg, {"type": "postgres", "config": {"host": "db-1", "port": 5432, "dbname": "meta"}}, sent)
+    assert stores.mismatch(pg, {"type": "postgres", "config": {"host": "db-2", "port": 5432, "dbname": "meta"}}, sent) is None
+    with pytest.raises(errors.HookError):
+        spec.parse_spec({"storage": {"metadataSize": "1Gi"}, "stores": {"metadata": [{"name": "controlplane",
+                                                                                     "type": "badger"}]}})
+
+
+def test_a_name_declared_twice_has_one_keeper_the_oldest():
+    def share(name, created, **extra):
+        obj = declared_object("DittoShare", name, {**SHARE, "name": "/data", **extra})
+        obj["metadata"]["creationTimestamp"] = created
+        return obj
+    first, second = share("b-first", "2026-01-01T00:00:00Z"), share("a-second", "2026-02-01T00:00:00Z")
+    gone = share("c-gone", "2025-01-01T00:00:00Z")
+    gone["metadata"]["deletionTimestamp"] = "2026-03-01T00:00:00Z"
+    other = share("d-other", "2025-01-01T00:00:00Z", server="elsewhere")
+    related = {"DittoShare.dittofs.dittofs.com/v1alpha1": {f"storage/{o['metadata']['name']}": o
+                                                           for o in (second, gone, first, other)}}
+    found = discovery.twins(related, "demo", "storage")
+    assert found == {"shares": {"/data": ["b-first", "a-second"]}}   # the deleting one and the other server's aside
+    server = {"metadata": {"annotations": {controlplane.TWINS_ANNOTATION: json.dumps(found)}}}
+    assert decorate.twin_of(server, declared.read({"object": first}, declared.SHARE)) == (["a-second"], True)
+    assert decorate.twin_of(server, declared.read({"object": second}, declared.SHARE)) == (["b-first"], False)
+    assert decorate.twin_of({"metadata": {}}, declared.read({"object": first}, declared.SHARE)) is None
+    assert discovery.twins({"DittoShare.dittofs.dittofs.com/v1alpha1": {"x": first}}, "demo", "storage") == {}

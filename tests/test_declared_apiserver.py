@@ -86,6 +86,14 @@ REFUSED = [
     ("DittoUser", {**VALID["DittoUser"], "username": "Alice"}, "spec.username"),
     ("DittoUser", {"uid": 1}, "spec.server"),
     ("DittoGroup", {"server": "Demo"}, "spec.server"),
+    ("DittoUser", {**VALID["DittoUser"], "username": "admin"}, "may not take one over"),
+    ("DittoUser", {**VALID["DittoUser"], "username": "k8s-manager"}, "may not take one over"),
+    ("DittoUser", {**VALID["DittoUser"], "uid": 0}, "spec.uid"),
+    ("DittoUser", {**VALID["DittoUser"], "gid": 0}, "spec.gid"),
+    ("DittoUser", {**VALID["DittoUser"], "groups": ["staff", "admins"]}, "administer the server"),
+    ("DittoGroup", {"server": "demo", "name": "admins"}, "may not take one over"),
+    ("DittoShare", {**VALID["DittoShare"], "permissions": [{"user": "a", "level": "read"}, {"user": "a", "level": "admin"}]},
+     "each user and each group may have one permission"),
 ]
 
 
@@ -93,6 +101,15 @@ REFUSED = [
 def test_bad_objects_are_refused_with_the_field(crds, kind, spec, message):
     found = refusal(crds, declared(kind, "bad", spec, ns(crds)))
     assert found is not None and message in found, found
+
+
+@pytest.mark.parametrize("kind, name", [("DittoUser", "admin"), ("DittoUser", "k8s-operator"), ("DittoGroup", "users")])
+def test_an_object_named_for_a_reserved_account_is_refused(crds, kind, name):
+    """The default name is the object's own: `metadata.name: admin` is refused too."""
+    spec = {"server": "demo"}
+    found = refusal(crds, declared(kind, name, spec, ns(crds)))
+    assert found is not None and "may not take one over" in found, found
+    assert refusal(crds, declared(kind, name + "s-team", spec, ns(crds))) is None
 
 
 CHANGES = [

@@ -406,3 +406,65 @@ def test_a_grant_removed_from_the_spec_is_revoked_and_one_made_by_hand_stays(tmp
         w.api.forget()
         w.keep(share)
         assert [m for m, _, _ in w.api.requests()] == ["GET", "GET"]   # nothing more to revoke
+
+
+def test_what_the_review_found_on_the_real_server(tmp_path):
+    """A share with no grant answers its permissions as null; an operator account made by hand
+    is not taken over; a revoke is not held up by a grant that fails; a user is deleted though
+    its password Secret went first."""
+    with applied_example(tmp_path) as (w, docs):
+        plain = declared("DittoShare", "plain", {"server": "demo", "metadataStore": "meta", "localStore": "blocks"})
+        for _ in range(2):
+            w.keep(plain)
+            assert condition(plain, "Synced")["status"] == "True", plain["status"]
+
+        assert requests.post(w.server.url() + "/api/v1/users", headers=w.admin(), timeout=10, json={
+            "username": "ops", "password": "ops-password-1", "role": "operator"}).status_code == 201
+        ops = declared("DittoUser", "ops", {"server": "demo", "passwordSecretRef": {"name": "alice-password"}})
+        w.keep(ops)
+        assert condition(ops, "Synced")["reason"] == "AccountNotAdoptable"
+        assert api_get(w, "/api/v1/users/ops").json()["role"] == "operator"
+        w.server.login("ops", "ops-password-1")                     # its password untouched
+
+        share = docs["DittoShare"]
+        share["spec"]["permissions"] = [{"user": "alice", "level": "read-write"}, {"user": "nobody", "level": "read"}]
+        w.keep(share)
+        assert condition(share, "Synced")["reason"] == "UnknownReference"
+        held = {(p["type"], p["name"]) for p in api_get(w, "/api/v1/shares/export/permissions").json()}
+        assert held == {("user", "alice")}                           # editors revoked all the same
+
+        user = docs["DittoUser"]
+        user["spec"]["deletionPolicy"] = "Delete"
+        user["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+        w.related = [s for s in w.related if s["metadata"]["name"] != "alice-password"]
+        assert w.keep(user, finalizing=True)["finalized"] is True
+        assert api_get(w, "/api/v1/users/alice").status_code == 404
+
+
+def test_a_name_declared_twice_is_kept_in_step_by_the_first_object_only(tmp_path):
+    with applied_example(tmp_path) as (w, docs):
+        share = docs["DittoShare"]
+        share["metadata"]["creationTimestamp"] = "2026-12-01T00:00:00Z"
+        twin = declared("DittoShare", "export-again", {"server": "demo", "name": "/export", "metadataStore": "meta",
+                                                       "localStore": "blocks", "readOnly": True,
+                                                       "deletionPolicy": "Delete"})
+        twin["metadata"]["creationTimestamp"] = "2026-12-02T00:00:00Z"
+        w.declared.append(twin)
+        w.discover()
+        assert json.loads(w.parent["metadata"]["annotations"]["dittofs.io/declared-twice"]) == {
+            "shares": {"/export": ["export", "export-again"]}}
+        w.api.forget()
+        w.keep(twin)
+        synced = condition(twin, "Synced")
+        assert (synced["status"], synced["reason"]) == ("False", "DeclaredTwice")
+        assert synced["message"].startswith("/export is declared by DittoShare export too, which came first")
+        assert w.api.requests() == []                                       # it writes nothing
+        w.keep(share)
+        assert api_get(w, "/api/v1/shares/export").json()["read_only"] is False
+        # Deleting the second one (Delete) leaves the share the first one declares.
+        twin["metadata"]["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+        assert w.keep(twin, finalizing=True)["finalized"] is True
+        assert api_get(w, "/api/v1/shares/export").status_code == 200
+        w.declared.remove(twin)
+        w.discover()
+        assert w.parent["metadata"]["annotations"].get("dittofs.io/declared-twice") is None

@@ -164,13 +164,15 @@ def expect_ok(response: requests.Response, step: str, reason: str = controlplane
                       response.status_code)
 
 
-def json_body(response: requests.Response, step: str, kind: type = dict):
+def json_body(response: requests.Response, step: str, kind: type | tuple[type, ...] = dict):
+    """The JSON answer when it is a `kind` (a type, or a tuple of them), else Unavailable."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, kind):
-        raise Unavailable(f"{step}: answer is not a JSON {kind.__name__}")
+        named = kind if isinstance(kind, type) else kind[0]
+        raise Unavailable(f"{step}: answer is not a JSON {named.__name__}")
     return body
 
 

@@ -21,6 +21,7 @@ log = logging.getLogger("hooks.dittofs.decorate")
 SERVER_RESOURCE = "dittoservers"
 APPLIED_ANNOTATION = "dittofs.io/applied"      # on a DittoUser: which password DittoFS holds
 GRANTED_ANNOTATION = "dittofs.io/granted"      # on a DittoShare: the grants the hook answers for
+QUOTA_ANNOTATION = "dittofs.io/quota"          # on a DittoShare: the quota in bytes it last set
 PASSWORD_LENGTH = 32
 REFUSED = controlplane.ADMIN_CREDENTIALS_REFUSED
 
@@ -85,6 +86,11 @@ class Keeper:
         obj = declared.read(request, kind)
         outcome = Outcome(obj, keeping.Result(), keeping.name_of(obj))
         finalizing = request.get("finalizing") is True
+        taken = keeping.reserved(obj)
+        if taken is not None:
+            # Never written, never deleted: a deletion has nothing of this object's to undo.
+            outcome.result = keeping.Result(keeping.RESERVED_NAME, taken, finalized=finalizing)
+            return outcome
         if kind == declared.USER:
             outcome.attachments = self.password_attachment(request, obj)
         server = find_server(request.get("related"), obj.spec.server, obj.namespace)
@@ -93,9 +99,22 @@ class Keeper:
             outcome.result = keeping.Result(keeping.SERVER_NOT_FOUND if gone else keeping.SERVER_DELETING,
                                             f"DittoServer {obj.spec.server} " + ("does not exist in this namespace"
                                                                                   if gone else "is being deleted"))
-            # Its DittoFS and everything in it go with the server: nothing is left to clean up.
+            # No server to ask: a deletion is done here. What its DittoFS held stays on its claims
+            # (kept after the server goes): a server made again on them still has it.
             outcome.result.finalized = finalizing
             return outcome
+        twin = twin_of(server, obj)
+        if twin is not None:
+            others, first = twin
+            if finalizing:   # another object still declares it: nothing of it is deleted
+                outcome.result = keeping.Result(keeping.CONFLICT, f"{outcome.name} is still declared by "
+                                                f"{obj.kind} {', '.join(others)}: left in DittoFS", finalized=True)
+                return outcome
+            if not first:
+                outcome.result = keeping.Result(keeping.CONFLICT, (
+                    f"{outcome.name} is declared by {obj.kind} {', '.join(others)} too, which came first: only "
+                    "that one is kept in step; delete one of them"))
+                return outcome
         try:
             parsed = spec.parse_spec(server.get("spec"), "related.spec")
         except errors.HookError as exc:
@@ -135,7 +154,8 @@ class Keeper:
         elif obj.kind == declared.GROUP:
             work = keeping.GroupApply(obj, call, creds, REFUSED)
         else:
-            password, version = self.password(request, obj, outcome)
+            # A deletion needs no password (its Secret may be deleted with the user).
+            password, version = ("", "") if finalizing else self.password(request, obj, outcome)
             work = keeping.UserApply(obj, call, creds, REFUSED, password=password, password_version=version)
         outcome.result = work.result
         if finalizing:
@@ -148,11 +168,16 @@ class Keeper:
             if held != applied:
                 outcome.annotations[APPLIED_ANNOTATION] = held
         elif obj.kind == declared.SHARE:
-            raw = observed.dig(request, "object", "metadata", "annotations", GRANTED_ANNOTATION)
+            annotations = observed.dig(request, "object", "metadata", "annotations", default={})
+            annotations = annotations if isinstance(annotations, dict) else {}
+            raw = annotations.get(GRANTED_ANNOTATION)
             before = read_granted(raw)
-            now = work.ensure(before)
+            quota = annotations.get(QUOTA_ANNOTATION)
+            now = work.ensure(before, int(quota) if isinstance(quota, str) and quota.isdigit() else None)
             if now != before or raw is None:
                 outcome.annotations[GRANTED_ANNOTATION] = json.dumps(sorted(now), separators=(",", ":"))
+            if quota != str(obj.spec.quota_bytes or 0):
+                outcome.annotations[QUOTA_ANNOTATION] = str(obj.spec.quota_bytes or 0)
         else:
             work.ensure()
 
@@ -211,10 +236,25 @@ def read_granted(raw: object) -> frozenset[str]:
     (then nothing is revoked: only what the hook is sure it made)."""
     try:
         found = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return frozenset()
     return frozenset(item for item in found if isinstance(item, str) and "/" in item) if isinstance(found, list) \
         else frozenset()
+
+
+def twin_of(server: dict, obj: declared.Declared) -> tuple[list[str], bool] | None:
+    """(the other objects that declare this object's name on its server, whether this one is
+    the one kept in step), from the server's `dittofs.io/declared-twice`; None when none does."""
+    raw = observed.dig(server, "metadata", "annotations", controlplane.TWINS_ANNOTATION)
+    try:
+        found = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
+        return None
+    count = {declared.SHARE: "shares", declared.USER: "users", declared.GROUP: "groups"}[obj.kind]
+    names = observed.dig(found, count, keeping.name_of(obj)) if isinstance(found, dict) else None
+    if not isinstance(names, list) or obj.name not in names or len(names) < 2:
+        return None
+    return [n for n in names if n != obj.name and isinstance(n, str)], names[0] == obj.name
 
 
 def check_stores(share: declared.ShareSpec, server: spec.DittoServerSpec) -> None:

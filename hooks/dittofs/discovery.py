@@ -438,7 +438,7 @@ class Poll:
             self.call.send("POST", self.admin(), want.path, step, refused, want.body(credentials))
             log.info("made the %s store %s of %s", want.kind, want.name, self.target.who)
             return
-        why = stores.mismatch(want, held)
+        why = stores.mismatch(want, held, {**want.config, **(credentials or {})})
         if why is not None:
             raise Unavailable(why, controlplane.ADMIN_WRITE_BLOCKED)
         if credentials is not None:   # settings from a Secret (rotated keys, a new password) follow it
@@ -555,6 +555,10 @@ class Discovery:
     def decide(self, request: object) -> tuple[dict, str]:
         """The answer, and what the call did (OK, FAILED, NOT_READY or BACKING_OFF), for the metrics."""
         target = self.target(request)
+        found, did = self._decide(target)
+        return with_twins(found, target), did
+
+    def _decide(self, target: Target) -> tuple[dict, str]:
         why = pacing.not_ready(target.related, target.name, target.namespace)
         if why is not None:
             return pacing.not_ready_answer(why, target.annotations), NOT_READY
@@ -610,6 +614,38 @@ def declared_objects(related: object, name: str, namespace: str):
 def declared_for(related: object, name: str, namespace: str) -> bool:
     """Whether a DittoShare, DittoUser or DittoGroup in the namespace names this server."""
     return next(declared_objects(related, name, namespace), None) is not None
+
+
+def twins(related: object, name: str, namespace: str) -> dict[str, dict[str, list[str]]]:
+    """Names in DittoFS that two or more live objects of one kind declare for this server: by
+    inventory count and name, the declaring objects' names, the one kept in step first (the
+    oldest, then by name). The others' hooks refuse, and none of them deletes what another
+    still declares."""
+    found: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for kind, obj in declared_objects(related, name, namespace):
+        try:
+            parsed = declared.read({"object": obj}, kind)
+        except errors.HookError:
+            continue
+        if parsed.deleting:
+            continue
+        created = observed.dig(obj, "metadata", "creationTimestamp")
+        count = {declared.SHARE: "shares", declared.USER: "users", declared.GROUP: "groups"}[kind]
+        found.setdefault(count, {}).setdefault(keeping.name_of(parsed), []).append(
+            (created if isinstance(created, str) else "", parsed.name))
+    return {count: {held: [obj for _, obj in sorted(objs)] for held, objs in sorted(names.items()) if len(objs) > 1}
+            for count, names in sorted(found.items()) if any(len(objs) > 1 for objs in names.values())}
+
+
+def with_twins(answer: dict, target: Target) -> dict:
+    """The answer, with `dittofs.io/declared-twice` set to what `twins` finds when that changed
+    (removed when nothing is declared twice)."""
+    found = twins(target.related, target.name, target.namespace)
+    text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else None
+    if target.annotations.get(controlplane.TWINS_ANNOTATION) != text and (text or controlplane.TWINS_ANNOTATION
+                                                                           in target.annotations):
+        answer["annotations"][controlplane.TWINS_ANNOTATION] = text
+    return answer
 
 
 def declared_names(related: object, name: str, namespace: str) -> dict[str, set] | None:

@@ -27,6 +27,9 @@ REFUSED = "RefusedByDittoFS"
 NOT_FOUND_IN_DITTOFS = "UnknownReference"     # a permission or a group names what DittoFS lacks
 PASSWORD_MISSING = "PasswordMissing"
 PASSWORD_INVALID = "PasswordInvalid"
+ACCOUNT_NOT_ADOPTABLE = "AccountNotAdoptable"
+CONFLICT = "DeclaredTwice"
+RESERVED_NAME = "ReservedName"
 
 
 def name_of(obj: declared.Declared) -> str:
@@ -35,6 +38,17 @@ def name_of(obj: declared.Declared) -> str:
     if obj.kind == declared.SHARE:
         return s.share_name(obj.name)
     return s.account(obj.name) if obj.kind == declared.USER else s.group_name(obj.name)
+
+
+def reserved(obj: declared.Declared) -> str | None:
+    """Why a declared user or group may not be kept in step: the name is one DittoFS or the
+    hooks make themselves (taking it over would hand the server to a manifest's author)."""
+    name = name_of(obj)
+    if obj.kind == declared.USER and name in declared.RESERVED_USERS:
+        return f"user {name} is DittoFS's or the hooks' own: a DittoUser may not take it over"
+    if obj.kind == declared.GROUP and name in declared.RESERVED_GROUPS:
+        return f"group {name} is one DittoFS makes itself: a DittoGroup may not take it over"
+    return None
 
 
 def size_text(value: int) -> str:
@@ -132,35 +146,40 @@ class ShareApply(Apply):
             body["quota_bytes"] = str(s.quota_bytes)
         return body
 
-    def drift(self, held: dict) -> dict:
-        """The fields of `PUT /shares/{name}` that differ from the spec (stores are fixed at creation)."""
+    def drift(self, held: dict, quota_before: int | None = None) -> dict:
+        """The fields of `PUT /shares/{name}` that differ from the spec (stores are fixed at
+        creation). DittoFS shows a quota rounded to two decimals: one changed by less than that
+        since the hook last set it (`quota_before`) is set again too."""
         s, found = self.spec, {}
         if held.get("read_only") is not s.read_only:
             found["read_only"] = s.read_only
         if held.get("default_permission") != s.default_permission:
             found["default_permission"] = s.default_permission
         want_quota = size_text(s.quota_bytes) if s.quota_bytes else ""
-        if (held.get("quota_bytes") or "") != want_quota:
+        changed = quota_before is not None and quota_before != (s.quota_bytes or 0)
+        if (held.get("quota_bytes") or "") != want_quota or changed:
             found["quota_bytes"] = str(s.quota_bytes or 0)
         return found
 
-    def ensure(self, granted_before: frozenset[str] = frozenset()) -> frozenset[str]:
+    def ensure(self, granted_before: frozenset[str] = frozenset(), quota_before: int | None = None) -> frozenset[str]:
         """Returns the grants the hook now answers for (`users/NAME`, `groups/NAME`): those the
         spec declares. Of those it answered for before, the ones the spec no longer names are
-        revoked; grants it never made (by hand, an AD SID) are left alone."""
+        revoked first (a grant that cannot be made must not keep one that should go); grants it
+        never made (by hand, an AD SID) are left alone. `quota_before`: the quota it last set."""
         held = self.read(self.path, f"read share {self.name}")
         if held is None:
             self.send("POST", SHARES, f"create share {self.name}", self.create_body())
             self.note(f"created share {self.name}")
             granted = {}
         else:
-            changes = self.drift(held)
+            changes = self.drift(held, quota_before)
             if changes:
                 self.send("PUT", self.path, f"update share {self.name}", changes)
                 self.note(f"share {self.name}: set {', '.join(sorted(changes))}")
-            listed = self.read(f"{self.path}/permissions", f"read the permissions of {self.name}", list) or []
+            # DittoFS answers null for a share without grants.
+            listed = self.read(f"{self.path}/permissions", f"read the permissions of {self.name}",
+                               (list, type(None))) or []
             granted = {(f"{p.get('type')}s", p.get("name")): p.get("level") for p in listed if isinstance(p, dict)}
-        self.grant(granted)
         declared_now = frozenset(f"{scope}/{who}" for scope, who in (g.subject for g in self.spec.permissions))
         for subject in sorted(granted_before - declared_now):
             scope, who = subject.split("/", 1)
@@ -168,6 +187,7 @@ class ShareApply(Apply):
                 self.send("DELETE", f"{self.path}/permissions/{scope}/{segment(who)}",
                           f"revoke the permission of {scope[:-1]} {who} on {self.name}", accept=(400, 404))
                 self.note(f"revoked the permission of {scope[:-1]} {who}")
+        self.grant(granted)
         return declared_now
 
     def grant(self, granted: dict) -> None:
@@ -186,8 +206,7 @@ class ShareApply(Apply):
 
 
 class UserApply(Apply):
-    # 403: DittoFS refuses to delete its admin account, which no DittoUser can name.
-    COLLECTION, NOUN, GONE = USERS, "user", (400, 403, 404)
+    COLLECTION, NOUN, GONE = USERS, "user", (400, 404)
 
     def __init__(self, *args, password: str, password_version: str):
         super().__init__(*args)
@@ -219,6 +238,11 @@ class UserApply(Apply):
             self.note(f"created user {self.name}")
             held = client.json_body(response, f"create user {self.name}")
             password_applied = self.password_version
+        if held.get("role") != self.spec.role:
+            # An admin or operator account made by hand is not turned into a user, nor given a
+            # password from a manifest: that would hand it to whoever may write DittoUsers.
+            raise Refused(ACCOUNT_NOT_ADOPTABLE, f"user {self.name} exists in DittoFS with role {held.get('role')!r}: "
+                                                 "a DittoUser takes over only accounts of role user")
         changes = self.drift(held)   # DittoFS v0.29 ignores `enabled: false` on create: set it after
         if changes:
             self.send("PUT", self.path, f"update user {self.name}", changes)

@@ -95,16 +95,30 @@ def wanted(declared: stores.Stores, claims: list[str] | None = None) -> list[Wan
     return found
 
 
-def mismatch(want: Wanted, held: dict) -> str | None:
-    """Why an existing store cannot be taken for the declared one, or None."""
+# What says where a store's data is, beside a path: changing it would leave the data behind.
+WHERE = {"s3": (("bucket", ""), ("prefix", ""), ("endpoint", "")), "postgres": (("host", ""), ("port", 5432),
+                                                                             ("database", ""))}
+
+
+def mismatch(want: Wanted, held: dict, sent: dict | None = None) -> str | None:
+    """Why an existing store cannot be taken for the declared one (`sent`: the config the hook
+    would send, its Secret's values included), or None. The hook never moves a store's data."""
     if held.get("type") != want.type:
         return f"{want.kind} store {want.name} exists in DittoFS with type {held.get('type')!r}, not {want.type!r}"
     config = held.get("config")
     if isinstance(config, str):
         try:
             config = json.loads(config)
-        except ValueError:
+        except (ValueError, RecursionError):
             config = None
+    config = config if isinstance(config, dict) else {}
+    if config.get("dbname") and not config.get("database"):   # dfsctl's name for it
+        config = {**config, "database": config["dbname"]}
+    for key, default in WHERE.get(want.type, ()):
+        have, wanted = config.get(key, default), (sent or want.config).get(key, default)
+        if str(have or default) != str(wanted or default):
+            return (f"{want.kind} store {want.name} exists in DittoFS with {key} {have!r}, not {wanted!r}: its data is "
+                    "there, so the hook does not move it; declare a new store under another name")
     path = config.get("path") if isinstance(config, dict) else None
     if "path" in want.config and path != want.config["path"] and not on_a_claim(path):
         return (f"{want.kind} store {want.name} exists in DittoFS with path {path!r}, which is on no claim "

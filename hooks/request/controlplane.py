@@ -13,6 +13,9 @@ APPLIED_ANNOTATION = "dittofs.io/applied"
 # How many shares, users and groups DittoFS holds that no DittoShare, DittoUser or DittoGroup
 # declares (left alone): written by `/discover` when the count changes, shown by `/sync`.
 UNDECLARED_ANNOTATION = "dittofs.io/undeclared"
+# Names two DittoShares (DittoUsers, DittoGroups) declare for one server: written by `/discover`,
+# read by those kinds' hooks, so that only one of them keeps the name in step.
+TWINS_ANNOTATION = "dittofs.io/declared-twice"
 
 # Reasons. The first three mean the hook polls the server; the rest mean it cannot.
 AUTHENTICATED = "Authenticated"

@@ -29,7 +29,13 @@ AccountName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")]
 # Lower case and one component: DittoFS lower-cases the SMB share name it looks up, and takes only
 # the first component after the host, so any other name could never be reached over SMB.
 ShareName = Annotated[str, Field(pattern=r"^/[a-z0-9._-]+$", max_length=80)]
-Id = Annotated[int, Field(ge=0, le=4294967295, strict=True)]
+# Not 0: DittoFS skips every permission check for uid 0, and gid 0 is root's group.
+Id = Annotated[int, Field(ge=1, le=4294967295, strict=True)]
+# Accounts and groups DittoFS or the hooks make: no declared object may take one over.
+RESERVED_USERS = ("admin", "k8s-operator", "k8s-manager")
+RESERVED_GROUPS = ("admins", "operators", "users")
+# Groups a declared user may not join: their members administer the server.
+PRIVILEGED_GROUPS = ("admins", "operators")
 Permission = Literal["none", "read", "read-write", "admin"]
 StoreName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 ServerName = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=52)]
@@ -110,6 +116,9 @@ class UserSpec(Model):
     @pydantic.field_validator("groups")
     @classmethod
     def _sorted_groups(cls, groups: tuple[str, ...]) -> tuple[str, ...]:
+        privileged = sorted(set(groups) & set(PRIVILEGED_GROUPS))
+        if privileged:
+            raise ValueError(f"{', '.join(privileged)} administer the server: a declared user may not join them")
         return tuple(sorted(set(groups)))
 
     def account(self, object_name: str) -> str:

@@ -40,6 +40,15 @@ class MetadataStore(Model):
     type: Literal["badger", "postgres", "memory"]
     postgres: Postgres | None = None
 
+    @pydantic.field_validator("name")
+    @classmethod
+    def _not_the_control_plane(cls, name: str) -> str:
+        # On a StatefulSet made before DittoFS v0.29 the control plane's database is the
+        # folder `controlplane` of the metadata claim.
+        if name == "controlplane":
+            raise ValueError("controlplane is the control plane's folder on the metadata claim: name the store otherwise")
+        return name
+
     @pydantic.model_validator(mode="after")
     def _postgres_has_a_database(self) -> "MetadataStore":
         if self.type == "postgres" and self.postgres is None:
