@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from hooks.children import declared_status
-from hooks.dittofs import decorate, discovery, keeping, stores
+from hooks.dittofs import client, decorate, discovery, keeping, stores
 from hooks.request import controlplane, declared, errors, spec
 from tests import factory
 from tests.worlds import declared as declared_object
@@ -257,3 +257,19 @@ def test_a_name_declared_twice_has_one_keeper_the_oldest():
     assert decorate.twin_of(server, declared.read({"object": second}, declared.SHARE)) == (["b-first"], False)
     assert decorate.twin_of({"metadata": {}}, declared.read({"object": first}, declared.SHARE)) is None
     assert discovery.twins({"DittoShare.dittofs.dittofs.com/v1alpha1": {"x": first}}, "demo", "storage") == {}
+
+
+def test_a_generated_password_secret_taken_by_another_secret_says_what_to_do():
+    user = declared_object("DittoUser", "bob", {"server": "demo"})
+    server = factory.parent(spec={"storage": {"metadataSize": "1Gi"}})
+    theirs = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bob-password", "namespace": "storage"},
+              "data": {"password": "eA=="}}
+    manager = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-manager-credentials",
+                                                                 "namespace": "storage"}, "data": {"password": "eA=="}}
+    related = factory.children_map([server, theirs, manager, factory.statefulset()], "v2",
+                                   groups=("DittoServer.dittofs.dittofs.com/v1alpha1", "Secret.v1", "StatefulSet.apps/v1"))
+    # The password is missing before any request: a client that may never be used.
+    outcome = decorate.Keeper(api=client.Client()).sync({"object": user, "related": related, "attachments": {}},
+                                                       declared.USER)
+    assert outcome.result.reason == keeping.PASSWORD_MISSING
+    assert "exists but is not this DittoUser's" in outcome.result.message

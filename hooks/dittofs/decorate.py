@@ -222,6 +222,10 @@ class Keeper:
         found = find_object(request.get(group), "Secret.v1", name, obj.namespace)
         if found is None:
             waits = "is made by this hook; the next poll uses it" if group == "attachments" else "does not exist"
+            if group == "attachments" and find_object(request.get("related"), "Secret.v1", name, obj.namespace):
+                # Metacontroller never takes over a Secret it did not make (its create is refused).
+                waits = ("exists but is not this DittoUser's: name it in passwordSecretRef, or delete it so that "
+                         "the hook makes its own")
             raise keeping.Refused(keeping.PASSWORD_MISSING, f"Secret {name} {waits}")
         try:
             password = discovery.secret_value(found, name, key)
