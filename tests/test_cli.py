@@ -349,11 +349,11 @@ def test_values_at_resolves_keys_with_dots_and_list_items():
     assert cli.values_at(old, new, "ports[2]") == (cli.ABSENT, {"containerPort": 2, "name": "z"})
 
 
-def test_render_of_the_example_is_what_the_readme_shows_and_what_dittofs_v029_expects(capsys):
+def test_render_of_the_example_is_what_the_docs_show_and_what_dittofs_v029_expects(capsys):
     _, out, _ = run(capsys, "render", EXAMPLE)
     children = by_identity(documents(out))
     config_yaml = children[("ConfigMap", "dittofs-example-config")]["data"]["config.yaml"]
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "dittoserver.md").read_text()
     block = readme.split("The `config.yaml` of `metacontroller/example-dittoserver.yaml`:\n\n```yaml\n")[1]
     assert block.split("```")[0] == config_yaml
     pod = children[("StatefulSet", "dittofs-example")]["spec"]["template"]["spec"]

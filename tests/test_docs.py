@@ -1,0 +1,48 @@
+"""The docs hold together: README.md is the front page that maps every page of docs/, and every
+relative link in them leads to a file of the repository (no anchors, nothing outside it)."""
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted((ROOT / "docs").glob("*.md"))
+# [text](target): the target up to the closing parenthesis; code spans and fences are left out.
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def prose(text):
+    """The text outside fenced code blocks and inline code spans (links there are not links)."""
+    outside = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    return re.sub(r"`[^`\n]*`", "", outside)
+
+
+def links(page):
+    return LINK.findall(prose(page.read_text()))
+
+
+def test_there_are_pages_and_links_to_check():
+    assert len(PAGES) >= 10
+    assert len(links(ROOT / "README.md")) >= len(PAGES)
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", *PAGES], ids=lambda p: p.name)
+def test_every_link_is_a_file_of_the_repository_without_an_anchor(page):
+    for target in links(page):
+        assert not re.match(r"[a-z][a-z0-9+.-]*:", target, re.IGNORECASE), f"{page.name}: {target} leaves the repository"
+        assert "#" not in target, f"{page.name}: {target} has an anchor"
+        resolved = (page.parent / target).resolve()
+        assert resolved.is_relative_to(ROOT), f"{page.name}: {target} is outside the repository"
+        assert resolved.exists(), f"{page.name}: {target} does not exist"
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = {(ROOT / target).resolve() for target in links(ROOT / "README.md")}
+    assert [p.name for p in PAGES if p.resolve() not in linked] == []
+
+
+def test_the_links_regex_finds_what_a_reader_sees(tmp_path):
+    # A link inside code is not a link; one in prose is, whatever its text.
+    page = tmp_path / "p.md"
+    page.write_text("see [a](docs/a.md) and `[b](b.md)`\n```\n[c](c.md)\n```\n[`d`](d.md)\n")
+    assert links(page) == ["docs/a.md", "d.md"]
