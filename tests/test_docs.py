@@ -46,3 +46,44 @@ def test_the_links_regex_finds_what_a_reader_sees(tmp_path):
     page = tmp_path / "p.md"
     page.write_text("see [a](docs/a.md) and `[b](b.md)`\n```\n[c](c.md)\n```\n[`d`](d.md)\n")
     assert links(page) == ["docs/a.md", "d.md"]
+
+
+def blocks(language: str) -> list[tuple[str, str]]:
+    """(page, text) of every fenced block of `language` in README.md and docs/."""
+    found = []
+    for page in [ROOT / "README.md", *PAGES]:
+        found += [(page.name, text) for text in re.findall(rf"^```{language}\n(.*?)^```", page.read_text(),
+                                                            re.MULTILINE | re.DOTALL)]
+    return found
+
+
+def test_every_json_block_is_what_the_hook_reads():
+    """The adapters annotation the docs show is one the hook parses into the adapters it says."""
+    from hooks.request import adapters
+    shown = blocks("json")
+    assert shown
+    for page, text in shown:
+        entries = adapters.parse_entries(text)
+        assert [(e.type, e.port) for e in adapters.active(entries)] == [("nfs", 12049)], page
+
+
+def test_every_yaml_block_parses_and_its_webhook_fields_are_metacontrollers():
+    """YAML fragments (a Deployment's env and volumes, a webhook with auth and a CA) parse, and
+    name only fields Metacontroller's webhook and the shipped Deployment use."""
+    import yaml
+    shown = blocks("yaml")
+    assert len(shown) >= 4
+    webhook_keys = {"url", "timeout", "authorization", "caBundle", "etag"}
+    for page, text in shown:
+        found = yaml.safe_load(text)
+        assert isinstance(found, dict), page
+        if "webhook" in found:
+            assert set(found["webhook"]) <= webhook_keys, page
+            assert set(found["webhook"]["authorization"]) <= {"type", "secretRef"}
+            assert set(found["webhook"]["caBundle"]) == {"secretRef"}
+        if set(found) == {"caBundle"}:
+            assert set(found["caBundle"]) == {"inline"}
+    deployment = yaml.safe_load((ROOT / "metacontroller" / "deployment.yaml").read_text())
+    env_names = {e["name"] for c in deployment["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+    fragment = next(yaml.safe_load(t) for _, t in shown if "volumeMounts" in (yaml.safe_load(t) or {}))
+    assert {e["name"] for e in fragment["env"]} <= env_names | {"DITTOFS_HOOK_TOKEN_FILE"}
