@@ -384,6 +384,11 @@ def test_diff_says_which_live_ports_dynamic_apply_cannot_update(capsys, tmp_path
 # --------------------------------------------------------------------------- adopt
 
 
+def write_live(live: Path, loop: Loop) -> None:
+    """What is live beside the parent, as `kubectl get ... -o json` lists it."""
+    live.write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+
+
 def go_world_files(tmp_path: Path, parent_uid: bool = True) -> tuple[Path, Path, Loop]:
     loop = Loop(SPEC, [NFS], groups=f.WITH_POLICIES)
     harness.go_operator_world(loop)
@@ -393,7 +398,7 @@ def go_world_files(tmp_path: Path, parent_uid: bool = True) -> tuple[Path, Path,
     manifest = tmp_path / "ditto.json"
     manifest.write_text(json.dumps(parent))
     live = tmp_path / "live.json"
-    live.write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+    write_live(live, loop)
     return manifest, live, loop
 
 
@@ -439,7 +444,7 @@ def test_adopt_says_the_pod_rolls_and_which_template_fields_differ(capsys, tmp_p
     manifest, live, loop = go_world_files(tmp_path)
     sts = loop.cluster.objects[("StatefulSet", "demo")]
     sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 5
-    live.write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+    write_live(live, loop)
     code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--format", "json")
     first = json.loads(out)["firstSync"]
     assert code == 0 and first["podRolls"] is True
@@ -480,7 +485,7 @@ def _released_world(tmp_path: Path) -> tuple[Path, Path, Loop]:
         loop.sync()
     # Every child is released; the first sync made the one the Go operator has none of.
     assert sorted(loop.cluster.released) == sorted(k for k in loop.cluster.objects if k != MANAGER)
-    live.write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+    write_live(live, loop)
     return manifest, live, loop
 
 
@@ -521,7 +526,7 @@ def test_adopt_names_objects_another_controller_owns_and_never_touches_them(caps
     other = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x", "uid": "u-x", "controller": True}
     loop.cluster.objects[("Service", "demo-api")]["metadata"]["ownerReferences"] = [other]
     loop.cluster.objects[("Secret", "demo-jwt-secret")]["metadata"]["ownerReferences"] = [other]
-    live.write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+    write_live(live, loop)
     code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--format", "json")
     plan = json.loads(out)
     touched = {(p["kind"], p["name"]) for step in plan["steps"] for p in step["patches"]}

@@ -55,13 +55,8 @@ def related_resources(request: object, kind: str) -> dict:
 
 
 def find_object(group: object, kind: str, name: str, namespace: str) -> dict | None:
-    """The object of `kind` called `name` in a related or attachments map (keys not trusted)."""
-    objects = observed.dig(group, kind, default={})
-    for obj in objects.values() if isinstance(objects, dict) else ():
-        meta = observed.dig(obj, "metadata", default={})
-        if isinstance(meta, dict) and meta.get("name") == name and meta.get("namespace", namespace) == namespace:
-            return obj
-    return None
+    """The object of `kind` called `name` in a related or attachments map."""
+    return observed.find(group, kind, name, namespace)
 
 
 def find_server(related: object, name: str, namespace: str) -> dict | None:
@@ -254,7 +249,7 @@ def twin_of(server: dict, obj: declared.Declared) -> tuple[list[str], bool] | No
         found = json.loads(raw) if isinstance(raw, str) else None
     except (ValueError, RecursionError):
         return None
-    count = {declared.SHARE: "shares", declared.USER: "users", declared.GROUP: "groups"}[obj.kind]
+    count = declared.COLLECTIONS[obj.kind]
     names = observed.dig(found, count, keeping.name_of(obj)) if isinstance(found, dict) else None
     if not isinstance(names, list) or obj.name not in names or len(names) < 2:
         return None

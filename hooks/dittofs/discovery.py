@@ -18,6 +18,7 @@ into the parent's annotations.
 - When to call DittoFS at all (a ready replica, a backoff after failures) is `dittofs.pacing`'s.
 """
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -67,6 +68,11 @@ class Target:
     def who(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    @functools.cached_property
+    def declared(self) -> tuple[bool, list[tuple[declared.Declared, str]]]:
+        """The namespace's declared objects that name this server, read once per call."""
+        return parsed_declared(self.related, self.name, self.namespace)
+
     @property
     def operator_secret(self) -> str:
         return f"{self.name}-{layout.OPERATOR_SUFFIX}"
@@ -114,13 +120,8 @@ class TrustStore:
 
 
 def find_secret(group: object, name: str, namespace: str) -> dict | None:
-    """The Secret called `name` in a related or attachments map; keys are not trusted, metadata is."""
-    objects = observed.dig(group, observed.SECRET, default={})
-    for obj in objects.values() if isinstance(objects, dict) else ():
-        meta = observed.dig(obj, "metadata", default={})
-        if isinstance(meta, dict) and meta.get("name") == name and meta.get("namespace", namespace) == namespace:
-            return obj
-    return None
+    """The Secret called `name` in a related or attachments map."""
+    return observed.find(group, observed.SECRET, name, namespace)
 
 
 def secret_digest(found: dict) -> str:
@@ -360,9 +361,8 @@ class Poll:
     def inventory(self, outcome: Outcome) -> None:
         """Count what DittoFS holds that nothing declares (left alone, never deleted): three list
         reads as the manager account, for a server that something declared names."""
-        names = declared_names(self.target.related, self.target.name, self.target.namespace)
-        secret = f"{self.target.name}-{layout.MANAGER_SUFFIX}"
-        found = find_secret(self.target.related, secret, self.target.namespace)
+        names = names_of(*self.target.declared)
+        secret, found = self.manager_secret()
         if names is None or found is None or outcome.applied.manager is None:
             return
         creds = Credentials(self.url, layout.MANAGER_USER, secret_value(found, secret, layout.PASSWORD_KEY))
@@ -377,15 +377,19 @@ class Poll:
             return
         outcome.undeclared = controlplane.Undeclared(**counts)
 
+    def manager_secret(self) -> tuple[str, dict | None]:
+        """The manager account's Secret: its name, and the object when it exists."""
+        secret = f"{self.target.name}-{layout.MANAGER_SUFFIX}"
+        return secret, find_secret(self.target.related, secret, self.target.namespace)
+
     def manager_writes(self, outcome: Outcome) -> None:
         """Make the `k8s-manager` account (role admin) with its Secret's password when that
         Secret is new or changed, or the operator account had to be made again (a control-plane
         store made anew has lost it too). Only for a server that a share, user or group names:
         no other server gets a second admin-role account."""
-        if not declared_for(self.target.related, self.target.name, self.target.namespace):
+        if not self.target.declared[0]:
             return
-        secret = f"{self.target.name}-{layout.MANAGER_SUFFIX}"
-        found = find_secret(self.target.related, secret, self.target.namespace)
+        secret, found = self.manager_secret()
         if found is None:
             return   # the sync hook makes it; the next poll provisions it
         digest = secret_digest(found)
@@ -616,31 +620,43 @@ def declared_for(related: object, name: str, namespace: str) -> bool:
     return next(declared_objects(related, name, namespace), None) is not None
 
 
-def twins(related: object, name: str, namespace: str) -> dict[str, dict[str, list[str]]]:
+def parsed_declared(related: object, name: str, namespace: str) -> tuple[bool, list[tuple[declared.Declared, str]]]:
+    """Whether anything in the namespace names this server, and each such object whose spec is
+    valid, read once, with its creation time."""
+    seen, found = False, []
+    for kind, obj in declared_objects(related, name, namespace):
+        seen = True
+        try:
+            parsed = declared.read({"object": obj}, kind)
+        except errors.HookError:
+            continue   # an object whose spec is not valid names nothing
+        created = observed.dig(obj, "metadata", "creationTimestamp")
+        found.append((parsed, created if isinstance(created, str) else ""))
+    return seen, found
+
+
+def twins_of(found: list[tuple[declared.Declared, str]]) -> dict[str, dict[str, list[str]]]:
     """Names in DittoFS that two or more live objects of one kind declare for this server: by
     inventory count and name, the declaring objects' names, the one kept in step first (the
     oldest, then by name). The others' hooks refuse, and none of them deletes what another
     still declares."""
-    found: dict[str, dict[str, list[tuple[str, str]]]] = {}
-    for kind, obj in declared_objects(related, name, namespace):
-        try:
-            parsed = declared.read({"object": obj}, kind)
-        except errors.HookError:
-            continue
-        if parsed.deleting:
-            continue
-        created = observed.dig(obj, "metadata", "creationTimestamp")
-        count = {declared.SHARE: "shares", declared.USER: "users", declared.GROUP: "groups"}[kind]
-        found.setdefault(count, {}).setdefault(keeping.name_of(parsed), []).append(
-            (created if isinstance(created, str) else "", parsed.name))
-    return {count: {held: [obj for _, obj in sorted(objs)] for held, objs in sorted(names.items()) if len(objs) > 1}
-            for count, names in sorted(found.items()) if any(len(objs) > 1 for objs in names.values())}
+    names: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for parsed, created in found:
+        if not parsed.deleting:
+            names.setdefault(declared.COLLECTIONS[parsed.kind], {}).setdefault(keeping.name_of(parsed), []).append(
+                (created, parsed.name))
+    return {count: {held: [obj for _, obj in sorted(objs)] for held, objs in sorted(by_name.items()) if len(objs) > 1}
+            for count, by_name in sorted(names.items()) if any(len(objs) > 1 for objs in by_name.values())}
+
+
+def twins(related: object, name: str, namespace: str) -> dict[str, dict[str, list[str]]]:
+    return twins_of(parsed_declared(related, name, namespace)[1])
 
 
 def with_twins(answer: dict, target: Target) -> dict:
     """The answer, with `dittofs.io/declared-twice` set to what `twins` finds when that changed
     (removed when nothing is declared twice)."""
-    found = twins(target.related, target.name, target.namespace)
+    found = twins_of(target.declared[1])
     text = json.dumps(found, sort_keys=True, separators=(",", ":")) if found else None
     if target.annotations.get(controlplane.TWINS_ANNOTATION) != text and (text or controlplane.TWINS_ANNOTATION
                                                                            in target.annotations):
@@ -648,17 +664,13 @@ def with_twins(answer: dict, target: Target) -> dict:
     return answer
 
 
-def declared_names(related: object, name: str, namespace: str) -> dict[str, set] | None:
+def names_of(seen: bool, found: list[tuple[declared.Declared, str]]) -> dict[str, set] | None:
     """The names in DittoFS of what is declared for this server, by inventory count; None when
-    nothing is. An object whose spec is not valid names nothing."""
-    found = {"shares": set(), "users": set(), "groups": set()}
-    seen = False
-    for kind, obj in declared_objects(related, name, namespace):
-        seen = True
-        try:
-            parsed = declared.read({"object": obj}, kind)
-        except errors.HookError:
-            continue
-        count = {declared.SHARE: "shares", declared.USER: "users", declared.GROUP: "groups"}[kind]
-        found[count].add(keeping.name_of(parsed))
-    return found if seen else None
+    nothing is."""
+    if not seen:
+        return None
+    names: dict[str, set] = {count: set() for count in declared.COLLECTIONS.values()}
+    for parsed, _ in found:
+        names[declared.COLLECTIONS[parsed.kind]].add(keeping.name_of(parsed))
+    return names
+

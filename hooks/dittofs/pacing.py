@@ -39,14 +39,9 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 def statefulset(related: object, name: str, namespace: str) -> dict | None | bool:
     """The related StatefulSet `name`; None when it does not exist, False when `related` has no
     StatefulSet group at all (readiness unknown)."""
-    group = observed.dig(related, observed.STATEFULSET)
-    if not isinstance(group, dict):
+    if not isinstance(observed.dig(related, observed.STATEFULSET), dict):
         return False
-    for obj in group.values():
-        meta = observed.dig(obj, "metadata", default={})
-        if isinstance(meta, dict) and meta.get("name") == name and meta.get("namespace", namespace) == namespace:
-            return obj
-    return None
+    return observed.find(related, observed.STATEFULSET, name, namespace)
 
 
 def not_ready(related: object, name: str, namespace: str) -> str | None:

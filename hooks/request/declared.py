@@ -17,6 +17,8 @@ from hooks.request import errors, names
 
 SHARE, USER, GROUP = "DittoShare", "DittoUser", "DittoGroup"
 KINDS = (SHARE, USER, GROUP)
+# What DittoFS calls a collection of each (its API paths, the inventory's counts).
+COLLECTIONS = {SHARE: "shares", USER: "users", GROUP: "groups"}
 API_GROUP = "dittofs.dittofs.com"
 RETAIN, DELETE = "Retain", "Delete"
 PERMISSIONS = ("none", "read", "read-write", "admin")

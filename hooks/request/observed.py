@@ -264,3 +264,14 @@ def twin_ports(found: Observed) -> list[str]:
     for name, svc in sorted(found.of(SERVICE).by_name.items()):
         stuck += [f"Service {name}: {twin}" for twin in _twins(dig(svc, "spec", "ports"), "port")]
     return stuck
+
+
+def find(groups: object, group: str, name: str, namespace: str) -> dict | None:
+    """The object called `name` in `group` of a related or attachments map, in `namespace`:
+    the map's keys are not trusted, each object's metadata is."""
+    objects = dig(groups, group, default={})
+    for obj in objects.values() if isinstance(objects, dict) else ():
+        meta = dig(obj, "metadata", default={})
+        if isinstance(meta, dict) and meta.get("name") == name and meta.get("namespace", namespace) == namespace:
+            return obj
+    return None
