@@ -177,6 +177,9 @@ def test_a_generated_password_is_made_once_and_logs_in(tmp_path):
         password = base64.b64decode(made["data"]["password"]).decode()
         assert len(password) == 32
         w.server.login("bob", password)
+        # A server with no share yet: DittoFS lists its shares as null, which counts as none.
+        w.discover()
+        assert w.sync()["status"]["undeclared"] == {"shares": 0, "users": 0, "groups": 0}
 
 
 def test_what_cannot_be_done_is_a_reason_and_asks_nothing_of_dittofs(tmp_path):
