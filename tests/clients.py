@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -185,3 +187,24 @@ def smb_list(port: int, share: str, user: str, password: str, timeout: float = T
 def smb_logon(port: int, share: str, user: str, password: str, timeout: float = TIMEOUT_S) -> None:
     """Log on and connect to the share, nothing else: ClientError (`denied`) when refused."""
     _smbclient(port, share, user, password, "ls", timeout)
+
+
+PORTMAPPER_PROGRAM, PORTMAPPER_VERSION = 100000, 2
+
+
+def portmapper_answers(port: int) -> bool:
+    """Whether an ONC RPC portmapper answers the NULL procedure on `port` (TCP, RFC 5531's record
+    marking): what a macOS NFS client asks first. False when nothing listens there."""
+    xid = 0x0D1770F5
+    # xid, CALL, RPC version 2, program, version, procedure NULL, AUTH_NONE credential and verifier.
+    call = struct.pack(">10I", xid, 0, 2, PORTMAPPER_PROGRAM, PORTMAPPER_VERSION, 0, 0, 0, 0, 0)
+    try:
+        with socket.create_connection((HOST, port), timeout=10) as conn:
+            conn.sendall(struct.pack(">I", 0x80000000 | len(call)) + call)
+            reply = b""
+            while len(reply) < 28 and (chunk := conn.recv(64)):
+                reply += chunk
+    except OSError:
+        return False
+    # Record mark, xid, REPLY, MSG_ACCEPTED, AUTH_NONE verifier, SUCCESS.
+    return len(reply) >= 28 and struct.unpack(">7I", reply[:28])[1:] == (xid, 1, 0, 0, 0, 0)

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from hooks.children import adoption, sync
 from hooks.dittofs import layout
+from hooks.request import ports
 from hooks.tools import applying
 from hooks.web import customize
 from tests import factory as f
@@ -169,13 +170,14 @@ GO_OPERATOR_FINALIZER = "dittofs.dittofs.com/finalizer"
 GO_OPERATOR_SECRET = "c2V0IGJ5IHRoZSBHbyBvcGVyYXRvcg=="   # "set by the Go operator"
 
 
-def go_operator_children(loop: Loop, strategy: str | None = None) -> list[dict]:
+def go_operator_children(loop: Loop, strategy: str = ports.SERVER_SIDE) -> list[dict]:
     """The children the DittoFS Go operator v0.29 sends the API server for the loop's parent:
-    the same (names, selector labels `app`/`instance`, ports) as the hook renders them under
-    `strategy` (the loop's by default), but built by its typed client: a controller
-    ownerReference to the DittoServer, no `controller-uid` label, no managed-by label, no
-    last-applied annotation, Secret values of its own."""
-    answer = sync.desired_state(loop.request(), strategy=strategy or loop.strategy, now=f.NOW,
+    the hook's render under `strategy` (SERVER_SIDE: NFS's UDP twins, as the Go operator always
+    has them; DYNAMIC leaves them out) with what the Go operator writes otherwise
+    (`as_the_go_operator_writes`), built by its typed client: a controller ownerReference to
+    the DittoServer, no `controller-uid` label, no managed-by label, no last-applied
+    annotation, Secret values of its own."""
+    answer = sync.desired_state(loop.request(), strategy=strategy, now=f.NOW,
                                 random_token=f.fake_token)
     made = []
     for obj in copy.deepcopy(answer["children"]):
@@ -187,8 +189,46 @@ def go_operator_children(loop: Loop, strategy: str | None = None) -> list[dict]:
         metadata.update(namespace=loop.cluster.namespace, ownerReferences=[loop.cluster.owner_ref()])
         if obj["kind"] == "Secret":
             obj["data"] = {key: GO_OPERATOR_SECRET for key in obj["data"]}
-        made.append(obj)
+        made.append(as_the_go_operator_writes(obj))
     return made
+
+
+GO_OPERATOR_CONFIG_HASH = "9e0d" * 16   # its hash covers other inputs (the generation among them)
+
+
+def as_the_go_operator_writes(obj: dict) -> dict:
+    """Where the Go operator v0.29.0's object differs from the hook's (read in its
+    `dittoserver_controller.go` and `networkpolicy_reconciler.go`, and seen on a real cluster):
+    its pod template has a config hash of its own, probes that name the API port by number, a
+    config mount that is not read-only and an optional bootstrap admin password; an NFS
+    NetworkPolicy allows the data port and the portmapper over TCP and UDP, in its order."""
+    if obj["kind"] == "StatefulSet":
+        template = obj["spec"]["template"]
+        template["metadata"]["annotations"]["dittofs.io/config-hash"] = GO_OPERATOR_CONFIG_HASH
+        container = template["spec"]["containers"][0]
+        api_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "api")
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            for action in ("httpGet", "tcpSocket"):
+                if action in container[probe]:
+                    container[probe][action]["port"] = api_port
+        for mount in container["volumeMounts"]:
+            if mount["name"] == "config":
+                mount.pop("readOnly", None)
+        for env in container["env"]:
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if env["name"] == "DITTOFS_ADMIN_INITIAL_PASSWORD" and ref.get("name", "").endswith("-admin-bootstrap-credentials"):
+                ref["optional"] = True
+    adapter = (obj["metadata"].get("labels") or {}).get("dittofs.io/adapter-type")
+    if obj["kind"] == "NetworkPolicy" and adapter:
+        rule = obj["spec"]["ingress"][0]
+        # Its policies open the adapter's own port, not the discovery ports its Services expose.
+        data = next(p["port"] for p in rule["ports"] if p["protocol"] == "TCP"
+                    and p["port"] not in (ports.PORTMAPPER_TARGET, 5357))
+        rule["ports"] = [{"port": data, "protocol": "TCP"}]
+        if adapter == "nfs":
+            rule["ports"] += [{"port": ports.PORTMAPPER_TARGET, "protocol": "TCP"},
+                              {"port": ports.PORTMAPPER_TARGET, "protocol": "UDP"}, {"port": data, "protocol": "UDP"}]
+    return obj
 
 
 def go_operator_world(loop: Loop) -> None:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hooks.children import adoption
 from hooks.request import ports
-from hooks.tools import applying, cli
+from hooks.tools import applying, server_side
 from hooks.web import app as web_app, settings
 from tests import apiserver as kube, crd_cases, factory as f, harness, realcluster
 from tests import test_convergence as convergence
@@ -256,6 +257,87 @@ def test_the_defaults_model_is_what_the_server_fills_in(apiserver, case):
                                               applying.diff_paths(model, stored))
 
 
+GROUP_PATHS = {"v1": "api/v1", "apps/v1": "apis/apps/v1", "networking.k8s.io/v1": "apis/networking.k8s.io/v1"}
+
+
+def _merge_rule(node: dict) -> tuple | str | None:
+    """What server-side apply does with a field, as its OpenAPI says: a map list's keys, "atomic"
+    for a struct or map replaced whole, "set", or None (objects by key, other lists whole)."""
+    if node.get("x-kubernetes-list-type") == "map":
+        return tuple(node["x-kubernetes-list-map-keys"])
+    if node.get("x-kubernetes-list-type") == "set":
+        return "set"
+    return server_side.ATOMIC if node.get("x-kubernetes-map-type") == "atomic" else None
+
+
+def _rules_of(obj, node: dict, schemas: dict, path: str, found: dict) -> None:
+    """Every field path of `obj` ("[]" for a list's items) with its merge rule."""
+    while "$ref" in node or "allOf" in node:
+        ref = node.get("$ref") or node["allOf"][0]["$ref"]
+        node = {**{k: v for k, v in node.items() if k not in ("$ref", "allOf")}, **schemas[ref.rpartition("/")[2]]}
+    if path:
+        found[path] = _merge_rule(node)
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key in node.get("properties", {}):
+                _rules_of(value, node["properties"][key], schemas, f"{path}.{key}" if path else key, found)
+    elif isinstance(obj, list):
+        for item in obj:
+            _rules_of(item, node.get("items", {}), schemas, f"{path}[]", found)
+
+
+def test_the_server_side_apply_model_merges_every_field_the_hook_writes_as_the_servers_schema_says(apiserver):
+    """`server_side.SCHEMA` against kube-apiserver's own OpenAPI: every field of every child of
+    the richest specs, under both strategies, merges as the model merges it (no set lists among
+    them), and every entry of the model is a fact of the server's."""
+    documents = {version: apiserver.call("GET", f"/openapi/v3/{path}")["components"]["schemas"]
+                 for version, path in GROUP_PATHS.items()}
+    kinds = {"StatefulSet": "io.k8s.api.apps.v1.StatefulSet", "Service": "io.k8s.api.core.v1.Service",
+             "NetworkPolicy": "io.k8s.api.networking.v1.NetworkPolicy", "Secret": "io.k8s.api.core.v1.Secret",
+             "ConfigMap": "io.k8s.api.core.v1.ConfigMap"}
+    found: dict[str, tuple | str | None] = {}
+    for (spec, adapters, _), strategy in itertools.product(DEFAULTS_CASES.values(), (ports.DYNAMIC, ports.SERVER_SIDE)):
+        request = f.request(f.parent(spec=spec, adapters=adapters), groups=f.WITH_POLICIES)
+        for child in applying.prepare_desired(f.sync_of(request, strategy)["children"], "t", "uid"):
+            child["metadata"]["ownerReferences"] = [applying.owner_ref("demo", "uid")]
+            schemas = documents[child["apiVersion"]]
+            _rules_of(child, schemas[kinds[child["kind"]]], schemas, "", found)
+    assert "set" not in found.values()
+    assert {path: rule for path, rule in found.items() if rule is not None} == \
+        {path: rule for path, rule in server_side.SCHEMA.items() if path in found}
+    # The entries no rich spec reaches are the server's facts all the same.
+    pod = documents["apps/v1"]["io.k8s.api.core.v1.PodSpec"]["properties"]
+    assert _merge_rule(pod["initContainers"]) == server_side.SCHEMA["spec.template.spec.initContainers"]
+    assert _merge_rule(pod["imagePullSecrets"]) == server_side.SCHEMA["spec.template.spec.imagePullSecrets"]
+    for ref in ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef"):
+        name = documents["v1"]["io.k8s.api.core.v1.EnvVarSource"]["properties"][ref]["allOf"][0]["$ref"].rpartition("/")[2]
+        assert _merge_rule(documents["v1"][name]) == server_side.ATOMIC, ref
+
+
+MAP_LIST_CASES = [  # (live ports, desired ports) by (name, number[, protocol])
+    ([("a", 1), ("b", 2), ("c", 3), ("d", 4, "UDP")], [("c2", 3), ("e", 5), ("a2", 1), ("d", 4, "UDP")]),
+    ([("a", 1), ("x", 9)], [("b", 2), ("a", 1)]),
+    ([("a", 1), ("b", 2), ("c", 3)], [("c", 3), ("b", 2), ("a", 1)]),
+    ([("a", 1), ("b", 2), ("c", 3)], [("d", 4)]),
+    ([("a", 1), ("t", 1, "UDP"), ("b", 2)], [("b", 2), ("a", 1)]),
+]
+
+
+@pytest.mark.parametrize("live, desired", MAP_LIST_CASES)
+def test_a_first_server_side_apply_orders_and_merges_a_map_list_as_the_model_says(apiserver, live, desired):
+    """A Service made by another manager, then applied by `metacontroller`: the ports the
+    server stores are the model's, in its order, each kept item as it was."""
+    ns = namespace(apiserver, "ssa")
+
+    def service(items):
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": ns},
+                "spec": {"selector": {"app": "x"}, "ports": [{"name": n, "port": p, "protocol": (rest or ("TCP",))[0]}
+                                                             for n, p, *rest in items]}}
+    made = apiserver.create(service(live))
+    stored = apiserver.apply(service(desired))
+    assert stored["spec"]["ports"] == server_side.first_apply(made, service(desired))["spec"]["ports"]
+
+
 def test_an_immutable_statefulset_change_is_refused_as_the_model_says(apiserver):
     ns = namespace(apiserver, "immutable")
     response = f.sync_of(f.request(f.parent(namespace=ns)))
@@ -399,21 +481,21 @@ def test_children_the_go_operator_made_are_taken_over_under_server_side_apply(ap
 ADOPTED = [convergence.NFS, convergence.SMB]
 
 
-def go_operator_on_the_server(api: kube.Api, rendered: str = ports.DYNAMIC) -> harness.Loop:
+def go_operator_on_the_server(api: kube.Api, strategy: str = ports.DYNAMIC) -> harness.Loop:
     """A DittoServer stored with the Go operator's finalizer, the children the Go operator
-    v0.29 creates for it (harness.go_operator_children: a controller ownerReference with the
-    stored uid, no controller-uid label, its own Secret values) created as it creates them, its
-    StatefulSet running; and a loop for it under dynamic apply through the real store.
-    `rendered` SERVER_SIDE gives them NFS's UDP twins, as the Go operator really has them."""
+    v0.29 creates for it (harness.go_operator_children: NFS's UDP twins, a controller
+    ownerReference with the stored uid, no controller-uid label, its own Secret values) created
+    as it creates them, its StatefulSet running; and a loop for it under `strategy` through the
+    real store."""
     ns = namespace(api, "adopt")
     body = f.parent(namespace=ns, spec=convergence.SPEC, adapters=ADOPTED)
     body["metadata"] = {"name": "demo", "namespace": ns, "annotations": body["metadata"]["annotations"],
                         "finalizers": [harness.GO_OPERATOR_FINALIZER]}
     stored = api.create(body)
-    loop = harness.Loop(convergence.SPEC, ADOPTED, namespace=ns, strategy=ports.DYNAMIC, groups=f.WITH_POLICIES,
-                        store=functools.partial(realcluster.Store, api, ports.DYNAMIC), uid=stored["metadata"]["uid"])
+    loop = harness.Loop(convergence.SPEC, ADOPTED, namespace=ns, strategy=strategy, groups=f.WITH_POLICIES,
+                        store=functools.partial(realcluster.Store, api, strategy), uid=stored["metadata"]["uid"])
     loop.parent = stored   # the DittoServer as Metacontroller reads it
-    for obj in harness.go_operator_children(loop, rendered):
+    for obj in harness.go_operator_children(loop):
         _operator_creates(api, obj)
     loop.mark_ready()
     return loop
@@ -464,18 +546,36 @@ def _adopted(loop: harness.Loop, tmp_path, capsys, skipping: str | None = None) 
     return plan
 
 
-def test_the_adopt_hand_over_on_the_real_server_updates_in_place_then_idles(apiserver, crd, tmp_path, capsys):
-    loop = go_operator_on_the_server(apiserver)
+@pytest.mark.parametrize("strategy", [ports.DYNAMIC, ports.SERVER_SIDE])
+def test_the_adopt_hand_over_on_the_real_server_updates_in_place_then_idles(apiserver, crd, tmp_path, capsys, strategy):
+    """adopt's prediction of the first sync, field for field, is what the real server stores,
+    under either apply strategy: under dynamic apply the Go operator's NFS NetworkPolicy loses its
+    UDP ports (the list is replaced whole); under server-side apply the bootstrap password's
+    optional `secretKeyRef` loses `optional` (an atomic struct, replaced whole). The pod template
+    changes once in the hand-over, where adopt says."""
+    loop = go_operator_on_the_server(apiserver, strategy)
+    template = apiserver.get("StatefulSet", "demo", loop.cluster.namespace)["spec"]["template"]
     plan = _adopted(loop, tmp_path, capsys)
+    patched = apiserver.get("StatefulSet", "demo", loop.cluster.namespace)["spec"]["template"] != template
     assert "finalizers" not in loop.parent["metadata"]
-    convergence.assert_handed_over(loop, plan, loop.sync())   # raises on any API error
+    written = loop.sync()   # raises on any API error
+    convergence.assert_handed_over(loop, plan, written)
+    changed = {(c.kind, c.name): c.fields for c in written}
+    if strategy == ports.DYNAMIC:
+        assert "spec.ingress[0].ports" in changed[("NetworkPolicy", "demo-adapter-nfs")]
+    else:
+        optional = "spec.template.spec.containers[dittofs].env[DITTOFS_ADMIN_INITIAL_PASSWORD].valueFrom.secretKeyRef.optional"
+        assert optional in changed[("StatefulSet", "demo")]
     # Claimed as they were (the Go operator's ownerReference names the same uid): no release,
     # no adoption, no delete; updates, and the manager account's Secret made.
     assert loop.cluster.adopted == []
-    assert {how for _, how in loop.cluster.requests} == {"update", "create"}
+    assert {how for _, how in loop.cluster.requests} == ({"update", "create"} if strategy == ports.DYNAMIC else {"apply"})
     loop.settle()
     assert loop.sync() == []
-    assert loop.cluster.pod_template_writes() <= 1
+    # One restart in the hand-over itself: adopt's StatefulSet patch (dynamic) or the first sync.
+    assert (patched, loop.cluster.pod_template_writes()) == ((True, 0) if strategy == ports.DYNAMIC else (False, 1))
+    assert [r["when"] for r in plan["restarts"]][:1] == (["at step 3"] if strategy == ports.DYNAMIC else ["at the first sync"])
+    assert len(plan["restarts"]) == 2 and "portmapper" in plan["restarts"][1]["why"]
 
 
 def test_the_go_operators_nfs_udp_twins_stop_the_dynamic_apply_hand_over_as_the_condition_says(
@@ -484,7 +584,7 @@ def test_the_go_operators_nfs_udp_twins_stop_the_dynamic_apply_hand_over_as_the_
     apply's merge key: without adopt's step that removes them, the merged update holds two
     identical ports, which the real server refuses (the model stores it), for the StatefulSet
     and the NFS Service alone. The hook's condition names exactly those objects and ports."""
-    loop = go_operator_on_the_server(apiserver, ports.SERVER_SIDE)
+    loop = go_operator_on_the_server(apiserver)
     plan = _adopted(loop, tmp_path, capsys, skipping=TWINS_STEP)
     assert any(step["title"].startswith(TWINS_STEP) for step in plan["steps"])
     with pytest.raises(RuntimeError) as refused:
@@ -502,6 +602,15 @@ def test_the_go_operators_nfs_udp_twins_stop_the_dynamic_apply_hand_over_as_the_
     for text in ("StatefulSet demo container dittofs: containerPort 10111", "Service demo-adapter-nfs: port 12049",
                  "Service demo-adapter-nfs: port 111"):
         assert text in condition["message"]
+    # Its commands, run as given, unstick both: the next sync updates them, and none is stuck.
+    commands = re.findall(r"fix: (kubectl [^;]*?\]')", condition["message"])
+    assert sorted(c.split()[4] for c in commands) == ["service/demo-adapter-nfs", "statefulset.apps/demo"]
+    for line in commands:
+        entry = convergence.kubectl_entry(line)
+        apiserver.patch(entry["kind"], entry["name"], entry["namespace"], entry["patch"], entry["type"])
+    assert {(c.kind, c.name) for c in loop.sync()} >= stuck
+    loop.settle()
+    assert not any(c["type"] == "ChildrenNotUpdatable" for c in loop.parent["status"]["conditions"])
 
 
 def test_with_adopts_twin_step_the_go_operators_nfs_objects_are_handed_over_under_dynamic_apply(
@@ -509,14 +618,14 @@ def test_with_adopts_twin_step_the_go_operators_nfs_objects_are_handed_over_unde
     """adopt's step removes the UDP twin of each pair (tested against each port's name) from the
     StatefulSet and the NFS Service: then the first sync updates everything in place, as adopt
     predicted, without an API error, and a resync writes nothing."""
-    loop = go_operator_on_the_server(apiserver, ports.SERVER_SIDE)
+    loop = go_operator_on_the_server(apiserver)
     plan = _adopted(loop, tmp_path, capsys)
     (step,) = [s for s in plan["steps"] if s["title"].startswith(TWINS_STEP)]
     assert sorted((e["kind"], e["name"]) for e in step["patches"]) == [("Service", "demo-adapter-nfs"),
                                                                        ("StatefulSet", "demo")]
     for kind, name in (("StatefulSet", "demo"), ("Service", "demo-adapter-nfs")):
         live = apiserver.get(kind, name, loop.cluster.namespace)
-        assert not any(cli.twins_to_remove(items, key) for _, items, key in cli.port_lists(live)), (kind, name)
+        assert not any(adoption.twins_to_remove(items, key) for _, items, key in adoption.port_lists(live)), (kind, name)
     convergence.assert_handed_over(loop, plan, loop.sync())   # raises on any API error
     loop.settle()
     assert loop.sync() == []
@@ -548,7 +657,10 @@ def test_after_the_controllers_came_first_the_status_names_each_released_child_a
     for kind, name in operators:
         assert f"{kind} {name} (released: no controller" in message, (kind, name)
     commands = convergence.fix_commands(loop.parent)
-    assert len(commands) == len(operators) + 1   # and the Go operator's finalizer
+    assert len([c for c in commands if " label " in c]) == len(operators)
+    # The Go operator's finalizer, and (dynamic apply) the UDP twins of the StatefulSet and the NFS Service.
+    assert sorted(c.split()[4] for c in commands if " patch " in c) == \
+        ["dittoserver.dittofs.dittofs.com/demo", "service/demo-adapter-nfs", "statefulset.apps/demo"]
     for line in commands:
         entry = convergence.kubectl_entry(line)
         apiserver.patch(entry["kind"], entry["name"], entry["namespace"], entry["patch"], entry["type"])

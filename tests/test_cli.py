@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hooks.children import adoption, sync
 from hooks.dittofs import version
 from hooks.request import ports
 from hooks.tools import cli
@@ -376,7 +377,7 @@ def test_diff_says_which_live_ports_dynamic_apply_cannot_update(capsys, tmp_path
     # (The harness's cluster merges as dynamic apply does: the twins are already identical.)
     assert "StatefulSet demo container dittofs: containerPort 10111" in stuck[0]
     assert "Service demo-adapter-nfs: port 111" in stuck[0]
-    assert "kubectl edit" in stuck[0]
+    assert "fix: kubectl -n storage patch statefulset.apps/demo --type=json" in stuck[0]
     _, clean, _ = diff(capsys, tmp_path, settled([NFS]))
     assert not [line for line in clean if line.startswith("Not updatable")]
 
@@ -407,17 +408,25 @@ def test_adopt_prints_the_steps_in_order_as_kubectl_commands(capsys, tmp_path):
     code, out, _ = run(capsys, "adopt", manifest, "--observed", live)
     assert code == 0
     titles = [line.split(".", 1)[0] for line in out.splitlines() if line.startswith("# ") and line[2].isdigit()]
-    assert titles == [f"# {n}" for n in range(1, 7)]
+    assert titles == [f"# {n}" for n in range(1, 9)]
     order = [out.index(text) for text in ("scale deployment/dittofs-operator-controller-manager --replicas=0",
-                                          "label --overwrite", "patch dittoserver.dittofs.dittofs.com/demo",
-                                          "demo-jwt-secret: kept", "kubectl apply -k metacontroller/", "updated ")]
+                                          "label --overwrite", "patch statefulset.apps/demo --type=json",
+                                          "patch dittoserver.dittofs.dittofs.com/demo",
+                                          "demo-jwt-secret: kept", "kubectl apply -k metacontroller/", "updated ",
+                                          "# 8. The DittoFS pod restarts 2 time(s)")]
     assert order == sorted(order)
     labels = [line for line in out.splitlines() if " label --overwrite " in line]
     assert sorted(line.split()[5] for line in labels) == sorted(cli.resource_of(o) for o in loop.cluster.objects.values())
     assert all(line.endswith(f"controller-uid={harness.PARENT_UID}") for line in labels)
     assert '"value":"dittofs.dittofs.com/finalizer"' in out
     # Made: the manager account's Secret, which the Go operator has no counterpart of.
-    assert "1 created" in out and "0 deleted" in out and NO_RESTART in out
+    assert "1 created" in out and "0 deleted" in out
+    # The twins' patch writes the pod template (the one restart of the hand-over itself); the
+    # portmapper's follows discovery's first poll.
+    restarts = out[out.index("# 8."):].splitlines()[1:]
+    assert restarts[0].startswith("#    1. at step 3: the StatefulSet's patch removes container ports")
+    assert restarts[1].startswith("#    2. seconds after the first sync") and "portmapper" in restarts[1]
+    assert len(restarts) == 2
 
 
 def test_adopt_json_holds_the_same_steps_as_patches(capsys, tmp_path):
@@ -428,8 +437,27 @@ def test_adopt_json_holds_the_same_steps_as_patches(capsys, tmp_path):
     assert code == 0 and plan["steps"][0]["commands"] == ["kubectl -n ops scale deployment/go-op --replicas=0"]
     patched = {(p["kind"], p["name"]) for p in plan["steps"][1]["patches"]}
     assert patched == set(loop.cluster.objects)
-    assert plan["steps"][2]["patches"][0]["patch"][1] == {"op": "remove", "path": "/metadata/finalizers/0"}
+    (finalizer,) = [s for s in plan["steps"] if s["title"].startswith("Remove the Go operator's finalizer")]
+    assert finalizer["patches"][0]["patch"][1] == {"op": "remove", "path": "/metadata/finalizers/0"}
     assert plan["firstSync"]["podRolls"] is False and plan["firstSync"]["podTemplateFields"] == []
+    assert [r["when"] for r in plan["restarts"]] == \
+        ["at step 3", "seconds after the first sync, when the hook's discovery has polled the server"]
+
+
+@pytest.mark.parametrize("strategy", [ports.DYNAMIC, ports.SERVER_SIDE])
+def test_adopt_says_a_server_without_nfs_restarts_once_at_the_first_sync(capsys, tmp_path, strategy):
+    """No NFS: no UDP twins to remove and no portmapper to turn on; the hook's pod template,
+    which differs from the Go operator's, is the one restart, at the first sync."""
+    loop = Loop(SPEC, [f.entry("smb", 12445)], groups=f.WITH_POLICIES)
+    harness.go_operator_world(loop)
+    manifest, live = tmp_path / "ditto.json", tmp_path / "live.json"
+    manifest.write_text(json.dumps(loop.parent))
+    write_live(live, loop)
+    code, out, _ = run(capsys, "adopt", str(manifest), "--observed", str(live), "--format", "json", "--strategy", strategy)
+    plan = json.loads(out)
+    assert code == 0 and not any(s["title"].startswith("Remove the second port") for s in plan["steps"])
+    assert [r["when"] for r in plan["restarts"]] == ["at the first sync"] and plan["firstSync"]["podRolls"] is True
+    assert "probe" in plan["restarts"][0]["why"] or "httpGet.port" in plan["restarts"][0]["why"]
 
 
 def test_adopt_needs_the_live_dittoserver_with_its_uid(capsys, tmp_path):
@@ -440,18 +468,26 @@ def test_adopt_needs_the_live_dittoserver_with_its_uid(capsys, tmp_path):
 
 def test_adopt_says_the_pod_rolls_and_which_template_fields_differ(capsys, tmp_path):
     """A pod template field the Go operator wrote otherwise than the hook does rolls the pod
-    once on the first sync: adopt says so and names the field."""
+    once on the first sync under server-side apply: adopt says so and names the field. Under
+    dynamic apply the twins' patch writes it, so the first sync rolls nothing."""
     manifest, live, loop = go_world_files(tmp_path)
     sts = loop.cluster.objects[("StatefulSet", "demo")]
     sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 5
     write_live(live, loop)
-    code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--format", "json")
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--format", "json", "--strategy", ports.SERVER_SIDE)
     first = json.loads(out)["firstSync"]
     assert code == 0 and first["podRolls"] is True
-    assert first["podTemplateFields"] == ["spec.template.spec.terminationGracePeriodSeconds"]
-    code, out, _ = run(capsys, "adopt", manifest, "--observed", live)
-    assert "Pod template fields that differ from what the Go operator wrote: " \
-           "spec.template.spec.terminationGracePeriodSeconds" in out
+    assert "spec.template.spec.terminationGracePeriodSeconds" in first["podTemplateFields"]
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--strategy", ports.SERVER_SIDE)
+    assert "#    1. at the first sync: it writes the hook's pod template, which differs from the Go operator's in " in out
+    assert "spec.template.spec.terminationGracePeriodSeconds" in out.split("#    1. at the first sync")[1]
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--format", "json", "--strategy", ports.DYNAMIC)
+    plan = json.loads(out)
+    assert plan["firstSync"]["podRolls"] is False
+    ops = next(e["patch"] for s in plan["steps"] for e in s["patches"] if e["kind"] == "StatefulSet" and e["type"] == "json")
+    hooks_own = next(c for c in sync.desired_state(loop.request())["children"] if c["kind"] == "StatefulSet")
+    assert {"op": "replace", "path": "/spec/template/spec/terminationGracePeriodSeconds",
+            "value": hooks_own["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]} in ops
 
 
 def test_adopt_removes_the_udp_twin_of_each_pair_under_dynamic_apply_only():
@@ -463,7 +499,7 @@ def test_adopt_removes_the_udp_twin_of_each_pair_under_dynamic_apply_only():
                {"name": "adapter-nfs", "containerPort": 12049, "protocol": "TCP"},
                {"name": "adapter-nfs-udp", "containerPort": 12049, "protocol": "UDP"},
                {"name": "a", "containerPort": 7000}, {"name": "b", "containerPort": 7000}]}]}}}}
-    fixed, ops = cli.without_twins(sts)
+    fixed, ops = adoption.without_twins(sts)
     assert [p["name"] for p in fixed["spec"]["template"]["spec"]["containers"][0]["ports"]] == \
         ["api", "adapter-nfs", "a"]
     path = "/spec/template/spec/containers/0/ports"

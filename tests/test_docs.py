@@ -87,3 +87,30 @@ def test_every_yaml_block_parses_and_its_webhook_fields_are_metacontrollers():
     env_names = {e["name"] for c in deployment["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
     fragment = next(yaml.safe_load(t) for _, t in shown if "volumeMounts" in (yaml.safe_load(t) or {}))
     assert {e["name"] for e in fragment["env"]} <= env_names | {"DITTOFS_HOOK_TOKEN_FILE"}
+
+
+def test_the_adopt_output_moving_over_shows_is_what_adopt_prints(tmp_path, capsys):
+    """The output after `adopt`'s command on the moving-over page: each run of lines between
+    `...` is printed, in that order, by `adopt` for a server the Go operator v0.29 runs with NFS
+    and SMB (the test world of tests/harness.py, whose names and uid the page uses)."""
+    import json
+
+    from hooks.tools import cli
+    from tests import factory as f, harness
+    from tests.test_convergence import NFS, SMB, SPEC
+    text = (ROOT / "docs" / "moving-over.md").read_text()
+    shown = re.search(r"hooks adopt ditto\.json --observed live\.json\n```\n```\n(.*?)^```", text,
+                      re.MULTILINE | re.DOTALL).group(1)
+    loop = harness.Loop(SPEC, [NFS, SMB], groups=f.WITH_POLICIES)
+    harness.go_operator_world(loop)
+    (tmp_path / "ditto.json").write_text(json.dumps(loop.parent))
+    (tmp_path / "live.json").write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
+    assert cli.main(["adopt", str(tmp_path / "ditto.json"), "--observed", str(tmp_path / "live.json"),
+                     "--strategy", "dynamic-apply"]) == 0
+    printed, at = capsys.readouterr().out.splitlines(), 0
+    runs = [run.strip("\n").splitlines() for run in re.split(r"^\.\.\.$", shown, flags=re.MULTILINE)]
+    assert len(runs) > 3
+    for run in runs:
+        found = next((i for i in range(at, len(printed)) if printed[i:i + len(run)] == run), None)
+        assert found is not None, f"not printed (in this order): {run}"
+        at = found + len(run)

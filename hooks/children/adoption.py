@@ -4,10 +4,14 @@ The customize hook relates, by name, every object a child of this parent could b
 the sync request carries such an object even when Metacontroller's claim does not count it among
 the children: left unowned or unlabelled by a hand-over from the Go operator (Metacontroller
 released it), or controlled by another controller. Metacontroller then fails `already exists`
-on every sync, and nothing else says why. `not_adopted` names each such object of a child the
-hook wants, with the one command that lets the next sync adopt it in place.
+on every sync, and nothing else says why. `stranded` names each such object of a child the
+hook wants, with the command that lets the next sync adopt it in place: its label and, under
+dynamic apply, the patch that removes the Go operator's UDP twin ports (`without_twins`), which
+dynamic apply would merge into two equal ports the API server refuses.
 """
+import copy
 import json
+import shlex
 from dataclasses import dataclass
 
 from hooks.children import configmap, secrets
@@ -86,7 +90,60 @@ def label_command(namespace: str, kind: str, api_version: str, name: str, uid: s
             f"{observed.SELECTOR_LABEL}={uid}")
 
 
-def stranded(found: observed.Observed, wanted: dict[str, list[str]], namespace: str, uid: str) -> list[Stranded]:
+def patch_command(namespace: str, resource: str, patch_type: str, patch: object) -> str:
+    """`kubectl patch` of one object, its patch quoted for the shell."""
+    text = json.dumps(patch, separators=(",", ":"))
+    return f"kubectl -n {namespace} patch {resource} --type={patch_type} -p {shlex.quote(text)}"
+
+
+def fix_command(namespace: str, kind: str, api_version: str, obj: dict, uid: str, strategy: ports.Strategy) -> str:
+    """The label command; under dynamic apply, then the patch that removes the Go operator's UDP
+    twin ports, which dynamic apply would merge into two equal ports the API server refuses."""
+    name = observed.dig(obj, "metadata", "name")
+    command = label_command(namespace, kind, api_version, name, uid)
+    ops = without_twins(obj)[1] if strategy == ports.DYNAMIC else []
+    return command + (f" && {patch_command(namespace, resource_of(kind, api_version, name), 'json', ops)}" if ops else "")
+
+
+def port_lists(obj: dict) -> list[tuple[str, list, str]]:
+    """(JSON pointer, items, dynamic apply's merge key) of each port list of a child."""
+    if obj.get("kind") == "StatefulSet":
+        containers = observed.listed(observed.dig(obj, "spec", "template", "spec", "containers"))
+        return [(f"/spec/template/spec/containers/{i}/ports", observed.listed(c.get("ports")), "containerPort")
+                for i, c in enumerate(containers) if isinstance(c, dict)]
+    if obj.get("kind") == "Service":
+        return [("/spec/ports", observed.listed(observed.dig(obj, "spec", "ports")), "port")]
+    return []
+
+
+def twins_to_remove(items: list, key: str) -> list[int]:
+    """Indices of the ports to remove so that no two share `key`: of each pair the UDP one
+    (the Go operator's NFS twins; the hook writes TCP under dynamic apply), else all but the first."""
+    groups: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and isinstance(item.get(key), (int, str)):
+            groups.setdefault(str(item[key]), []).append(index)
+    doomed = []
+    for indices in groups.values():
+        udp = [i for i in indices if items[i].get("protocol") == "UDP"]
+        doomed += udp if 0 < len(udp) < len(indices) else indices[1:]
+    return sorted(doomed, reverse=True)   # removed from the end, so each index still holds
+
+
+def without_twins(obj: dict) -> tuple[dict, list[dict]]:
+    """`obj` without its twin ports, and the JSON patch that makes it so (each removal tested
+    against the port's name, so a changed object refuses the patch)."""
+    found, ops = copy.deepcopy(obj), []
+    for (path, items, key), (_, kept, _) in zip(port_lists(obj), port_lists(found)):
+        for index in twins_to_remove(items, key):
+            ops += [{"op": "test", "path": f"{path}/{index}/name", "value": items[index].get("name")},
+                    {"op": "remove", "path": f"{path}/{index}"}]
+            del kept[index]
+    return found, ops
+
+
+def stranded(found: observed.Observed, wanted: dict[str, list[str]], namespace: str, uid: str,
+             strategy: ports.Strategy = ports.DYNAMIC) -> list[Stranded]:
     """Objects named as a wanted child, related but not among the children, that the claim will
     not make children, by kind and name."""
     out = []
@@ -104,7 +161,7 @@ def stranded(found: observed.Observed, wanted: dict[str, list[str]], namespace: 
             kind = group.partition(".")[0]
             owned_elsewhere = why.startswith("controlled by")
             out.append(Stranded(kind, api_version, name, why,
-                                None if owned_elsewhere else label_command(namespace, kind, api_version, name, uid)))
+                                None if owned_elsewhere else fix_command(namespace, kind, api_version, obj, uid, strategy)))
     return out
 
 
@@ -114,8 +171,7 @@ def go_finalizer_command(parent: dict, namespace: str, name: str) -> str | None:
     if layout.GO_OPERATOR_FINALIZER not in finalizers:
         return None
     index = finalizers.index(layout.GO_OPERATOR_FINALIZER)
-    return (f"kubectl -n {namespace} patch {spec.KIND.lower()}.{spec.GROUP}/{name} --type=json "
-            f"-p '{json.dumps(finalizer_patch(index), separators=(',', ':'))}'")
+    return patch_command(namespace, f"{spec.KIND.lower()}.{spec.GROUP}/{name}", "json", finalizer_patch(index))
 
 
 def finalizer_patch(index: int) -> list[dict]:

@@ -2,8 +2,8 @@
 the `k8s-operator` account the discovery hook polls with, and the password of the `k8s-manager`
 account the DittoShare, DittoUser and DittoGroup hooks write with.
 
-Values are random only until the Secret exists; from then on the observed data is returned
-unchanged, as `data` (base64), so Metacontroller never rewrites them. The bootstrap Secret is
+Values are random only until the Secret exists (as a child, or as an object of its name that
+Metacontroller has not adopted yet); from then on the observed data is returned unchanged, as `data` (base64), so Metacontroller never rewrites them. The bootstrap Secret is
 read by DittoFS once, at first boot: after someone changes the admin password it is history.
 
 A legacy `{p}-admin-credentials` (this project's name before DittoFS v0.29, and the Go
@@ -61,7 +61,12 @@ def generated(ctx: context.Context) -> list[tuple[str, dict]]:
 
 
 def _observed_data(ctx: context.Context, suffix: str) -> dict:
-    data = observed.dig(ctx.observed.of(observed.SECRET).get(ctx.child_name(suffix)), "data", default={})
+    """The Secret's data: the child's, else that of an object of its name that is not a child
+    (related by name: one the Go operator made and Metacontroller released, which server-side
+    apply takes over at once and dynamic apply adopts once labelled; its values are the server's)."""
+    name = ctx.child_name(suffix)
+    found = ctx.observed.of(observed.SECRET).get(name) or ctx.observed.related_of(observed.SECRET).get(name)
+    data = observed.dig(found, "data", default={})
     return data if isinstance(data, dict) else {}
 
 

@@ -185,10 +185,14 @@ def applied_adapters(ctx: context.Context, plan: ports.Plan) -> list[dict]:
     return sorted(found, key=lambda a: (a["type"], a["port"]))
 
 
-def twin_ports_message(twins: list[str]) -> str:
+def twin_ports_message(ctx: context.Context, twins: list[str]) -> str:
+    fixes = [f"fix: {adoption.patch_command(ctx.namespace, adoption.resource_of(kind, api_version, name), 'json', ops)}"
+             for group, api_version, _ in adoption.KINDS if group in (observed.STATEFULSET, observed.SERVICE)
+             for name, obj in sorted(ctx.observed.of(group).by_name.items())
+             for kind in [group.partition(".")[0]] if (ops := adoption.without_twins(obj)[1])]
     return ("; ".join(twins) + ": dynamic apply merges ports by number alone and cannot update these "
-            "objects again. Remove one port of each pair from the live object by hand (kubectl edit), "
-            "or run the CompositeController with server-side apply and the hook with "
+            "objects again. Remove the second port of each pair (a removed container port restarts the pod): "
+            + "; ".join(fixes) + "; or run the CompositeController with server-side apply and the hook with "
             "DITTOFS_HOOK_APPLY_STRATEGY=server-side-apply")
 
 
@@ -198,7 +202,8 @@ def stranded_children(ctx: context.Context, plan: ports.Plan) -> list[adoption.S
     if not isinstance(uid, str) or not uid:
         return []
     types = [a.type for a in plan.adapters] if ctx.state.known else []
-    return adoption.stranded(ctx.observed, adoption.child_names(ctx.name, ctx.spec, types), ctx.namespace, uid)
+    return adoption.stranded(ctx.observed, adoption.child_names(ctx.name, ctx.spec, types), ctx.namespace, uid,
+                             ctx.strategy)
 
 
 def not_adopted_message(found: list[adoption.Stranded]) -> str:
@@ -209,7 +214,8 @@ def not_adopted_message(found: list[adoption.Stranded]) -> str:
 
 def finalizer_message(command: str) -> str:
     return (f"the Go operator's finalizer {layout.GO_OPERATOR_FINALIZER} is still on this DittoServer: with the "
-            f"operator stopped nothing removes it, and deleting the DittoServer would hang; fix: {command}")
+            "operator stopped nothing removes it, and deleting the DittoServer would hang (stop the operator first: "
+            f"while it runs it writes these children too and puts the finalizer back); fix: {command}")
 
 
 def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drift: str | None,
@@ -246,7 +252,7 @@ def build(ctx: context.Context, plan: ports.Plan, config_hash: str, storage_drif
         conditions.add("FinalizerLeftOver", True, "GoOperatorFinalizer", finalizer_message(finalizer))
     twins = observed.twin_ports(ctx.observed) if ctx.strategy == ports.DYNAMIC else []
     if twins:
-        conditions.add("ChildrenNotUpdatable", True, "PortsShareAMergeKey", twin_ports_message(twins))
+        conditions.add("ChildrenNotUpdatable", True, "PortsShareAMergeKey", twin_ports_message(ctx, twins))
     applied = applied_adapters(ctx, plan)
     return {
         "observedGeneration": generation,

@@ -364,7 +364,7 @@ def diff_paths(old: Any, new: Any, path: str = "") -> list[str]:
 
 def _list_diff_paths(old: list, new: list, path: str) -> list[str]:
     key = list_map_key(old, new) if old and new else None
-    if key is not None:
+    if key is not None and not (_repeats(old, key) or _repeats(new, key)):
         old_map, new_map = _index(old, key), _index(new, key)
         return [p for k in {**old_map, **new_map} for p in (
             diff_paths(old_map[k], new_map[k], f"{path}[{k}]")
@@ -373,6 +373,13 @@ def _list_diff_paths(old: list, new: list, path: str) -> list[str]:
         return [p for i, (a, b) in enumerate(zip(old, new))
                 for p in diff_paths(a, b, f"{path}[{i}]")]
     return []
+
+
+def _repeats(items: list, key: str) -> bool:
+    """Whether two items share `key` (the Go operator's TCP and UDP twins of one port): by key
+    they would show as one item changing, so the list is named whole."""
+    keys = [merge_key_string(item[key]) for item in items]
+    return len(set(keys)) < len(keys)
 
 
 def _describe(obj: dict) -> str:

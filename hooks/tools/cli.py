@@ -8,8 +8,9 @@ status on stderr. `diff` plans the children against the live objects with `apply
 alone, and whether the DittoFS pod would restart.
 
 `adopt` prints the hand-over of a live DittoServer from the DittoFS Go operator v0.29 to
-Metacontroller as kubectl commands (or JSON patches) for a person to run, then the `diff` of
-the first sync; the hook itself never calls the Kubernetes API. It recognises the children by
+Metacontroller as kubectl commands (or JSON patches) for a person to run, then the first sync
+(under dynamic apply, or Metacontroller's first server-side apply, `server_side`) and each pod
+restart the hand-over causes; the hook itself never calls the Kubernetes API. It recognises the children by
 what they are (the names the Go operator and the hook give them, in the parent's namespace):
 owned by the parent, released by Metacontroller (installed before `adopt` ran: the same label
 commands repair that), or owned by another controller (named, never touched).
@@ -25,12 +26,14 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import jsonpatch
+import jsonpointer
 import yaml
 
-from hooks.children import adoption, secrets, sync
+from hooks.children import adoption, secrets, statefulset, sync
 from hooks.dittofs import layout
 from hooks.request import adapters, context, errors, names, observed, ports, spec
-from hooks.tools import applying
+from hooks.tools import applying, server_side
 from hooks.web import settings
 
 DEFAULT_NAMESPACE = "default"
@@ -352,9 +355,10 @@ WORDS = {"create": "created", "update": "updated", "delete": "deleted", "unchang
          "failed": "failed"}
 
 
-def describe(changes: list[applying.Change], live: list[dict], desired: list[dict]) -> list[str]:
-    """One line per child, and under each update the fields that change with old → new."""
-    live_by, desired_by = _by_identity(live), _by_identity(desired)
+def describe(changes: list[applying.Change], live: list[dict], stored: dict[tuple[str, str], dict]) -> list[str]:
+    """One line per child, and under each update the fields that change with old → new
+    (`stored`: each updated child as the server will store it)."""
+    live_by = _by_identity(live)
     lines = []
     for change in changes:
         lines.append(f"{WORDS[change.action]:<10} {change.kind}/{change.name}")
@@ -362,8 +366,7 @@ def describe(changes: list[applying.Change], live: list[dict], desired: list[dic
             lines += [f"    {reason}" for reason in change.fields]
         if change.action != "update":
             continue
-        before = live_by[(change.kind, change.name)]
-        after = applying.apply_update(before, desired_by[(change.kind, change.name)])
+        before, after = live_by[(change.kind, change.name)], stored[(change.kind, change.name)]
         for path in change.fields:
             lines.append("    " + field_line(change.kind, path, *values_at(before, after, path)))
     return lines
@@ -392,12 +395,23 @@ def stuck_lines(result: Preview) -> list[str]:
     return [f"Not updatable: {c['message']}" for c in found]
 
 
-def changes_of(result: Preview) -> tuple[list[applying.Change], list[dict]]:
-    """The changes one sync would make, and the children as Metacontroller prepares them."""
-    namespace = result.parent["metadata"]["namespace"]
+def changes_of(result: Preview, strategy: ports.Strategy = ports.DYNAMIC
+               ) -> tuple[list[applying.Change], dict[tuple[str, str], dict]]:
+    """The changes one sync would make, and each updated child as the server would store it:
+    under dynamic apply, or (a first sync, `adopt`'s) Metacontroller's first server-side apply."""
+    namespace, name = result.parent["metadata"]["namespace"], result.parent["metadata"]["name"]
     children = result.response["children"]
-    changes = applying.plan(result.live_children, children, namespace=namespace, parent_uid=result.uid)
-    return changes, applying.prepare_desired(children, namespace, result.uid)
+    desired = _by_identity(applying.prepare_desired(children, namespace, result.uid))
+    live = _by_identity(result.live_children)
+    if strategy == ports.SERVER_SIDE:
+        changes = server_side.plan(result.live_children, children, namespace=namespace, parent_uid=result.uid,
+                                   parent_name=name)
+        write = server_side.first_apply
+    else:
+        changes = applying.plan(result.live_children, children, namespace=namespace, parent_uid=result.uid)
+        write = applying.apply_update
+    return changes, {(c.kind, c.name): write(live[(c.kind, c.name)], desired[(c.kind, c.name)])
+                     for c in changes if c.action == "update"}
 
 
 # --------------------------------------------------------------------------- adopt
@@ -414,6 +428,7 @@ class Step:
     commands: tuple[str, ...] = ()
     patches: tuple[dict, ...] = ()   # {kind, apiVersion, namespace, name, type, patch}
     notes: tuple[str, ...] = ()
+    restarts_pod: bool = False       # a patch changes the StatefulSet's pod template
 
 
 def resource_of(obj: dict) -> str:
@@ -430,8 +445,7 @@ def patch_of(obj: dict, kind: str, patch: Any) -> dict:
 
 
 def kubectl_patch(entry: dict, resource: str) -> str:
-    text = json.dumps(entry["patch"], separators=(",", ":"))
-    return f"kubectl -n {entry['namespace']} patch {resource} --type={entry['type']} -p '{text}'"
+    return adoption.patch_command(entry["namespace"], resource, entry["type"], entry["patch"])
 
 
 def labelled(obj: dict, uid: str) -> dict:
@@ -469,59 +483,48 @@ def foreign_step(foreign: list[dict]) -> Step | None:
                 "delete them if they are not needed)", notes=notes)
 
 
-def port_lists(obj: dict) -> list[tuple[str, list, str]]:
-    """(JSON pointer, items, dynamic apply's merge key) of each port list of a child."""
-    if obj.get("kind") == "StatefulSet":
-        containers = observed.listed(observed.dig(obj, "spec", "template", "spec", "containers"))
-        return [(f"/spec/template/spec/containers/{i}/ports", observed.listed(c.get("ports")), "containerPort")
-                for i, c in enumerate(containers) if isinstance(c, dict)]
-    if obj.get("kind") == "Service":
-        return [("/spec/ports", observed.listed(observed.dig(obj, "spec", "ports")), "port")]
-    return []
-
-
-def twins_to_remove(items: list, key: str) -> list[int]:
-    """Indices of the ports to remove so that no two share `key`: of each pair the UDP one
-    (the Go operator's NFS twins; the hook writes TCP under dynamic apply), else all but the first."""
-    groups: dict[str, list[int]] = {}
-    for index, item in enumerate(items):
-        if isinstance(item, dict) and isinstance(item.get(key), (int, str)):
-            groups.setdefault(str(item[key]), []).append(index)
-    doomed = []
-    for indices in groups.values():
-        udp = [i for i in indices if items[i].get("protocol") == "UDP"]
-        doomed += udp if 0 < len(udp) < len(indices) else indices[1:]
-    return sorted(doomed, reverse=True)   # removed from the end, so each index still holds
-
-
-def without_twins(obj: dict) -> tuple[dict, list[dict]]:
-    """`obj` without its twin ports, and the JSON patch that makes it so (each removal tested
-    against the port's name, so a changed object refuses the patch)."""
-    found, ops = copy.deepcopy(obj), []
-    for (path, items, key), (_, kept, _) in zip(port_lists(obj), port_lists(found)):
-        for index in twins_to_remove(items, key):
-            ops += [{"op": "test", "path": f"{path}/{index}/name", "value": items[index].get("name")},
-                    {"op": "remove", "path": f"{path}/{index}"}]
-            del kept[index]
-    return found, ops
-
-
-def twins_step(children: list[dict], strategy: ports.Strategy) -> Step | None:
+def twins_step(children: list[dict], strategy: ports.Strategy, templates: dict[str, dict] | None = None) -> Step | None:
     """Under dynamic apply, the ports two of which share a merge key (the Go operator's UDP twins
     for NFS): merged, they become two equal ports the API server refuses, so the object would
-    never be updated. None when there are none, or under server-side apply (which keeps them)."""
+    never be updated. None when there are none, or under server-side apply (which keeps them).
+    `templates`, by StatefulSet name: the pod template the first sync would write, which the
+    patch then writes instead (tested against the config hash it replaces), so that the one
+    restart the removed ports cause is the hand-over's only one."""
     if strategy != ports.DYNAMIC:
         return None
-    found = [(obj, ops) for obj in children if (ops := without_twins(obj)[1])]
+    found = [(obj, ops + template_ops(fixed, (templates or {}).get(_name(obj))))
+             for obj in children for fixed, ops in [adoption.without_twins(obj)] if ops]
     if not found:
         return None
     entries = [(patch_of(obj, "json", ops), obj) for obj, ops in found]
     return Step("Remove the second port of each pair sharing dynamic apply's merge key (the Go operator's UDP "
                 "twins for NFS): merged, they would be two equal ports, which the API server refuses, and the "
-                "object would never be updated. A removed container port restarts the pod once. (Or run the hook "
-                "and Metacontroller with server-side apply, which keeps them: then this step is not needed)",
+                "object would never be updated. A removed container port restarts the pod, so the StatefulSet's "
+                "patch also writes the pod template the first sync would write: this is the hand-over's one "
+                "restart. (Or run the hook and Metacontroller with server-side apply, which keeps the twins: then "
+                "this step is not needed)",
                 tuple(kubectl_patch(entry, resource_of(obj)) for entry, obj in entries),
-                tuple(entry for entry, _ in entries))
+                tuple(entry for entry, _ in entries), restarts_pod=any(obj.get("kind") == "StatefulSet" for obj, _ in found))
+
+
+def template_ops(obj: dict, template: dict | None) -> list[dict]:
+    """JSON patch operations that turn a StatefulSet's pod template into `template`, after a
+    test of the config hash it holds now (so a template changed since is refused, not overwritten)."""
+    if obj.get("kind") != "StatefulSet" or template is None:
+        return []
+    now = observed.dig(obj, "spec", "template")
+    hash_now = observed.dig(now, "metadata", "annotations", statefulset.CONFIG_HASH_ANNOTATION)
+    guard = [{"op": "test", "path": TEMPLATE + "/metadata/annotations/" + jsonpointer.escape(statefulset.CONFIG_HASH_ANNOTATION),
+              "value": hash_now}] if hash_now else []
+    return guard + [_under(op, TEMPLATE) for op in jsonpatch.make_patch(now, template)]
+
+
+TEMPLATE = "/spec/template"
+
+
+def _under(op: dict, prefix: str) -> dict:
+    """A patch operation on a part of an object, made one on the whole object."""
+    return {**op, "path": prefix + op["path"], **({"from": prefix + op["from"]} if "from" in op else {})}
 
 
 def finalizer_step(parent: dict) -> Step:
@@ -576,7 +579,7 @@ def named_as_children(parent: dict, live: list[dict], groups: tuple[str, ...]) -
 
 
 def handover(parent: dict, live: list[dict], strategy: ports.Strategy, groups: tuple[str, ...],
-             operator: tuple[str, str]) -> tuple[list[Step], Preview, list[applying.Change], list[dict]]:
+             operator: tuple[str, str]) -> tuple[list[Step], Preview, list[applying.Change], dict]:
     """The steps, and the first sync as it will find the children once they are labelled.
 
     Children are recognised by what they are: controlled by this parent, labelled as its
@@ -590,14 +593,32 @@ def handover(parent: dict, live: list[dict], strategy: ports.Strategy, groups: t
     foreign = [obj for obj in named if (ref := controller_ref(obj)) is not None and ref.get("uid") != uid]
     released = [obj for obj in named if controller_ref(obj) is None]
     children = [obj for obj in live if is_child(obj, parent, uid, groups) or any(obj is r for r in released)]
-    twins = twins_step(children, strategy)
-    fixed = [without_twins(obj)[0] if twins else obj for obj in children]
-    after = [labelled(fixed[i], uid) if (i := _index(children, obj)) is not None else obj for obj in live]
-    result = preview(parent, after, strategy, groups)
-    changes, desired = changes_of(result)
+    fixed = [adoption.without_twins(obj)[0] for obj in children] if strategy == ports.DYNAMIC else children
+    result = first_sync(parent, live, fixed, uid, strategy, groups, originals=children)
+    changes, stored = changes_of(result, strategy)
+    twins = twins_step(children, strategy, {name: stored[("StatefulSet", name)]["spec"]["template"]
+                                            for kind, name in stored if kind == "StatefulSet"})
+    if twins:   # the StatefulSet's template is written by the patch: the first sync rolls nothing
+        patched = [jsonpatch.apply_patch(obj, next((e["patch"] for e in twins.patches if e["name"] == _name(obj)
+                                                    and e["kind"] == obj.get("kind")), [])) for obj in children]
+        result = first_sync(parent, live, patched, uid, strategy, groups, originals=children)
+        changes, stored = changes_of(result, strategy)
     steps = [stop_step(*operator), label_step(children, uid), *([twins] if twins else []), finalizer_step(parent),
              secrets_step(parent, children, live), *filter(None, [foreign_step(foreign)]), install_step()]
-    return steps, result, changes, desired
+    return steps, result, changes, stored
+
+
+def _name(obj: dict) -> str:
+    return observed.dig(obj, "metadata", "name")
+
+
+def first_sync(parent: dict, live: list[dict], children: list[dict], uid: str, strategy: ports.Strategy,
+               groups: tuple[str, ...], originals: list[dict] | None = None) -> Preview:
+    """The hook's answer to the first sync, once `children` (stand-ins for `originals`, the live
+    objects they are, when given) carry the selector label."""
+    originals = originals or children
+    now = [labelled(children[i], uid) if (i := _index(originals, obj)) is not None else obj for obj in live]
+    return preview(parent, now, strategy, groups)
 
 
 def _index(items: list[dict], obj: dict) -> int | None:
@@ -620,27 +641,56 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     live = read_objects(args.observed)
     groups = tuple(g for g in CHILD_GROUPS if not (args.no_network_policies and g == observed.NETWORKPOLICY))
     try:
-        steps, result, changes, desired = handover(parent, live, strategy, groups,
+        steps, result, changes, stored = handover(parent, live, strategy, groups,
                                                    (args.operator_namespace, args.operator_deployment))
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    fields = pod_template_fields(changes)
+    restarts = pod_restarts(steps, changes, result)
     if args.format == "json":
         print(json.dumps({
             "steps": [{"title": s.title, "commands": list(s.commands), "patches": list(s.patches),
                        "notes": list(s.notes)} for s in steps],
             "firstSync": {"changes": [{"kind": c.kind, "name": c.name, "action": c.action, "fields": list(c.fields)}
                                       for c in changes],
-                          "podRolls": any(c.restarts_pod for c in changes), "podTemplateFields": fields},
+                          "podRolls": any(c.restarts_pod for c in changes),
+                          "podTemplateFields": pod_template_fields(changes)},
+            "restarts": [{"when": when, "why": why} for when, why in restarts],
         }, indent=2, sort_keys=True))
         return OK
     print_steps(steps)
-    print(f"# {len(steps) + 1}. What the first sync will write (dynamic apply):")
-    lines = describe(changes, result.live_children, desired)
-    print("\n".join([*lines, "", summary(changes), restart_line(changes), *stuck_lines(result)]))
-    if fields:
-        print("Pod template fields that differ from what the Go operator wrote: " + ", ".join(fields))
+    print(f"# {len(steps) + 1}. What the first sync will write ({strategy}):")
+    lines = describe(changes, result.live_children, stored)
+    print("\n".join([*lines, "", summary(changes), *stuck_lines(result), "",
+                     f"# {len(steps) + 2}. The DittoFS pod restarts {len(restarts)} time(s) in the whole hand-over:",
+                     *(f"#    {n}. {when}: {why}" for n, (when, why) in enumerate(restarts, 1))]))
     return OK
+
+
+def pod_restarts(steps: list[Step], changes: list[applying.Change], result: Preview) -> list[tuple[str, str]]:
+    """Each restart of the DittoFS pod the hand-over causes, in order: (when, why)."""
+    found = []
+    for number, step in enumerate(steps, 1):
+        if step.restarts_pod:
+            found.append((f"at step {number}", "the StatefulSet's patch removes container ports and writes the pod "
+                                               "template the first sync would write, so the first sync rolls nothing"))
+    fields = pod_template_fields(changes)
+    if fields:
+        found.append(("at the first sync", "it writes the hook's pod template, which differs from the Go operator's "
+                                           "in " + ", ".join(fields)))
+    if portmapper_port(result):
+        found.append(("seconds after the first sync, when the hook's discovery has polled the server",
+                      "the NFS portmapper is off on a server the Go operator v0.29 ran (DittoFS refuses its request "
+                      "to turn it on, 403); the hook turns it on, and DittoFS starts it only when it starts. Not if "
+                      "it was turned on by hand"))
+    return found
+
+
+def portmapper_port(result: Preview) -> bool:
+    """Whether the server the first sync describes runs NFS, so its portmapper is due."""
+    sts = next((c for c in result.response["children"] if c.get("kind") == "StatefulSet"), {})
+    containers = observed.listed(observed.dig(sts, "spec", "template", "spec", "containers"))
+    return any(p.get("containerPort") == ports.PORTMAPPER_TARGET for c in containers if isinstance(c, dict)
+               for p in observed.listed(c.get("ports")) if isinstance(p, dict))
 
 
 # --------------------------------------------------------------------------- commands
@@ -684,10 +734,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         note("the diff models Metacontroller's dynamic apply; under server-side apply the "
              "children are the same but the merge differs")
     try:
-        changes, desired = changes_of(result)
+        changes, stored = changes_of(result)
     except ValueError as exc:   # duplicate live objects, or a last-applied annotation not JSON
         raise CliError(str(exc)) from None
-    lines = describe(changes, result.live_children, desired)
+    lines = describe(changes, result.live_children, stored)
     print("\n".join([*lines, "", summary(changes), restart_line(changes), *stuck_lines(result)]))
     return OK if all(c.action == "unchanged" for c in changes) else CHANGES
 
