@@ -530,7 +530,7 @@ def test_without_the_label_the_go_operators_children_are_released_for_real_and_n
     assert sorted(model.cluster.released) == sorted(loop.cluster.released)
 
 
-TWINS_STEP = "Remove the second port of each pair"
+TWINS_STEP = "Remove the UDP port of each pair"
 
 
 def _adopted(loop: harness.Loop, tmp_path, capsys, skipping: str | None = None) -> dict:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonpatch
 import pytest
 import yaml
 
@@ -455,7 +456,7 @@ def test_adopt_says_a_server_without_nfs_restarts_once_at_the_first_sync(capsys,
     write_live(live, loop)
     code, out, _ = run(capsys, "adopt", str(manifest), "--observed", str(live), "--format", "json", "--strategy", strategy)
     plan = json.loads(out)
-    assert code == 0 and not any(s["title"].startswith("Remove the second port") for s in plan["steps"])
+    assert code == 0 and not any(s["title"].startswith("Remove the UDP port") for s in plan["steps"])
     assert [r["when"] for r in plan["restarts"]] == ["at the first sync"] and plan["firstSync"]["podRolls"] is True
     assert "probe" in plan["restarts"][0]["why"] or "httpGet.port" in plan["restarts"][0]["why"]
 
@@ -503,12 +504,32 @@ def test_adopt_removes_the_udp_twin_of_each_pair_under_dynamic_apply_only():
     assert [p["name"] for p in fixed["spec"]["template"]["spec"]["containers"][0]["ports"]] == \
         ["api", "adapter-nfs", "a"]
     path = "/spec/template/spec/containers/0/ports"
-    assert ops == [{"op": "test", "path": f"{path}/4/name", "value": "b"}, {"op": "remove", "path": f"{path}/4"},
-                   {"op": "test", "path": f"{path}/2/name", "value": "adapter-nfs-udp"},
+    ports_now = sts["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert ops == [{"op": "test", "path": f"{path}/4", "value": ports_now[4]}, {"op": "remove", "path": f"{path}/4"},
+                   {"op": "test", "path": f"{path}/2", "value": ports_now[2]},
                    {"op": "remove", "path": f"{path}/2"}]
     assert cli.twins_step([sts], ports.DYNAMIC).patches[0]["patch"] == ops
     assert cli.twins_step([sts], ports.SERVER_SIDE) is None
     assert cli.twins_step([fixed], ports.DYNAMIC) is None
+
+
+def test_adopt_removes_an_unnamed_twin_too_and_its_patch_applies(capsys, tmp_path):
+    """Container ports may be unnamed: the removal is tested against the whole port, so the
+    patch applies (as the API server applies it) and refuses a port that changed since."""
+    manifest, live, loop = go_world_files(tmp_path)
+    sts = loop.cluster.objects[("StatefulSet", "demo")]
+    twin = next(p for p in sts["spec"]["template"]["spec"]["containers"][0]["ports"] if p["protocol"] == "UDP"
+                and p["containerPort"] == 10111)
+    del twin["name"]
+    write_live(live, loop)
+    code, out, err = run(capsys, "adopt", manifest, "--observed", live, "--format", "json")
+    assert code == 0, err
+    entry = next(e for s in json.loads(out)["steps"] for e in s["patches"] if e["kind"] == "StatefulSet" and e["type"] == "json")
+    ports_after = jsonpatch.apply_patch(sts, entry["patch"])["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert twin not in ports_after and all(p.get("name") for p in ports_after)
+    twin["hostPort"] = 10111   # changed since adopt read it: the patch is refused
+    with pytest.raises(jsonpatch.JsonPatchTestFailed):
+        jsonpatch.apply_patch(sts, entry["patch"])
 
 
 MANAGER = ("Secret", "demo-manager-credentials")

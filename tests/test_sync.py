@@ -229,6 +229,20 @@ def test_a_secret_of_a_childs_name_that_is_not_a_child_keeps_its_values():
             assert f.child(kept, "Secret", secret["metadata"]["name"])["data"] == secret["data"], strategy
 
 
+@pytest.mark.parametrize("name", ["demo-jwt-secret", "demo-admin-credentials"])
+def test_a_users_own_secret_of_a_childs_name_is_never_made_a_child(name):
+    """A Secret the spec names as the user's own, whose name a generated Secret has (or the
+    legacy admin Secret's): related, never a child. Handed back as a child, server-side apply
+    would take it over and Metacontroller delete it once the hook stopped answering with it."""
+    mine = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "storage"},
+            "type": "kubernetes.io/opaque-of-mine", "data": {"jwt-secret": base64.b64encode(b"k" * 40).decode()}}
+    p = f.parent(spec={**f.SPEC, "identity": {"jwt": {"secretRef": {"name": name, "key": "jwt-secret"}}}})
+    for strategy in (ports.DYNAMIC, ports.SERVER_SIDE):
+        answer = sync.desired_state(f.request(p, related=[mine], version="v2"), strategy=strategy, now=f.NOW)
+        assert f.child(answer, "Secret", name) is None, strategy
+        assert f.condition(answer, "ConfigReady")["status"] == "True", strategy
+
+
 def test_a_missing_key_is_filled_and_existing_keys_kept():
     observed = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "demo-admin-bootstrap-credentials"},
                 "data": {"username": base64.b64encode(b"root").decode()}}

@@ -132,11 +132,11 @@ def twins_to_remove(items: list, key: str) -> list[int]:
 
 def without_twins(obj: dict) -> tuple[dict, list[dict]]:
     """`obj` without its twin ports, and the JSON patch that makes it so (each removal tested
-    against the port's name, so a changed object refuses the patch)."""
+    against the whole port, named or not, so a changed object refuses the patch)."""
     found, ops = copy.deepcopy(obj), []
     for (path, items, key), (_, kept, _) in zip(port_lists(obj), port_lists(found)):
         for index in twins_to_remove(items, key):
-            ops += [{"op": "test", "path": f"{path}/{index}/name", "value": items[index].get("name")},
+            ops += [{"op": "test", "path": f"{path}/{index}", "value": items[index]},
                     {"op": "remove", "path": f"{path}/{index}"}]
             del kept[index]
     return found, ops

@@ -60,12 +60,15 @@ def generated(ctx: context.Context) -> list[tuple[str, dict]]:
     return [(suffix, factories[suffix]()) for suffix in generated_suffixes(ctx.spec)]
 
 
-def _observed_data(ctx: context.Context, suffix: str) -> dict:
-    """The Secret's data: the child's, else that of an object of its name that is not a child
-    (related by name: one the Go operator made and Metacontroller released, which server-side
-    apply takes over at once and dynamic apply adopts once labelled; its values are the server's)."""
+def _observed_data(ctx: context.Context, suffix: str, released: bool = False) -> dict:
+    """The child's data. With `released`, else that of an object of its name that is not a child
+    yet (related by name: one the Go operator made and Metacontroller released, which
+    server-side apply takes over at once and dynamic apply adopts once labelled; its values are
+    the server's), unless the spec names it as the user's own Secret, which is never taken."""
     name = ctx.child_name(suffix)
-    found = ctx.observed.of(observed.SECRET).get(name) or ctx.observed.related_of(observed.SECRET).get(name)
+    found = ctx.observed.of(observed.SECRET).get(name)
+    if found is None and released and name not in ctx.spec.referenced_secrets():
+        found = ctx.observed.related_of(observed.SECRET).get(name)
     data = observed.dig(found, "data", default={})
     return data if isinstance(data, dict) else {}
 
@@ -84,7 +87,7 @@ def _present(value: object, suffix: str) -> bool:
 def current_data(ctx: context.Context, suffix: str, keys) -> dict:
     """The observed data a generated Secret keeps: its own, or for the admin bootstrap Secret
     not made yet, the legacy Secret's."""
-    data = _observed_data(ctx, suffix)
+    data = _observed_data(ctx, suffix, released=True)
     if suffix == layout.ADMIN_SUFFIX and not _complete(data, keys):
         legacy = _observed_data(ctx, layout.LEGACY_ADMIN_SUFFIX)
         if _complete(legacy, keys):

@@ -191,7 +191,7 @@ def twin_ports_message(ctx: context.Context, twins: list[str]) -> str:
              for name, obj in sorted(ctx.observed.of(group).by_name.items())
              for kind in [group.partition(".")[0]] if (ops := adoption.without_twins(obj)[1])]
     return ("; ".join(twins) + ": dynamic apply merges ports by number alone and cannot update these "
-            "objects again. Remove the second port of each pair (a removed container port restarts the pod): "
+            "objects again. Remove the UDP port of each pair (a removed container port restarts the pod): "
             + "; ".join(fixes) + "; or run the CompositeController with server-side apply and the hook with "
             "DITTOFS_HOOK_APPLY_STRATEGY=server-side-apply")
 

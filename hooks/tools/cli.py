@@ -497,7 +497,7 @@ def twins_step(children: list[dict], strategy: ports.Strategy, templates: dict[s
     if not found:
         return None
     entries = [(patch_of(obj, "json", ops), obj) for obj, ops in found]
-    return Step("Remove the second port of each pair sharing dynamic apply's merge key (the Go operator's UDP "
+    return Step("Remove the UDP port of each pair sharing dynamic apply's merge key (the Go operator's UDP "
                 "twins for NFS): merged, they would be two equal ports, which the API server refuses, and the "
                 "object would never be updated. A removed container port restarts the pod, so the StatefulSet's "
                 "patch also writes the pod template the first sync would write: this is the hand-over's one "
@@ -643,7 +643,7 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     try:
         steps, result, changes, stored = handover(parent, live, strategy, groups,
                                                    (args.operator_namespace, args.operator_deployment))
-    except ValueError as exc:
+    except (ValueError, jsonpatch.JsonPatchException) as exc:
         raise CliError(str(exc)) from None
     restarts = pod_restarts(steps, changes, result)
     if args.format == "json":
