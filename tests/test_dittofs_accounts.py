@@ -149,7 +149,7 @@ def test_a_killed_server_keeps_adapter_state_and_says_unreachable(tmp_path):
 
 def test_a_slow_api_ends_the_call_within_its_bound(tmp_path):
     with world(tmp_path) as w:
-        first = w.discover()
+        w.discover()
         w.api.delay = 3.0
         started = time.monotonic()
         slow = w.discover()

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass
 
 import pytest

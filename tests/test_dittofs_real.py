@@ -5,7 +5,6 @@ what DittoFS itself does with them.
 """
 import base64
 from pathlib import Path
-import copy
 import json
 import time
 
