@@ -9,6 +9,7 @@ import copy
 import functools
 import itertools
 import json
+import random
 import re
 from pathlib import Path
 
@@ -314,12 +315,20 @@ def test_the_server_side_apply_model_merges_every_field_the_hook_writes_as_the_s
         assert _merge_rule(documents["v1"][name]) == server_side.ATOMIC, ref
 
 
+def _random_ports(rng: random.Random) -> tuple[list, list]:
+    """Two port lists over a few numbers and both protocols, sharing some items, each in its own order."""
+    pool = [(n, proto) for n in range(1, 7) for proto in ("TCP", "UDP")]
+    live, desired = rng.sample(pool, rng.randint(1, 6)), rng.sample(pool, rng.randint(1, 6))
+    return ([(f"l{n}{p[0].lower()}", n, p) for n, p in live], [(f"d{n}{p[0].lower()}", n, p) for n, p in desired])
+
+
 MAP_LIST_CASES = [  # (live ports, desired ports) by (name, number[, protocol])
     ([("a", 1), ("b", 2), ("c", 3), ("d", 4, "UDP")], [("c2", 3), ("e", 5), ("a2", 1), ("d", 4, "UDP")]),
     ([("a", 1), ("x", 9)], [("b", 2), ("a", 1)]),
     ([("a", 1), ("b", 2), ("c", 3)], [("c", 3), ("b", 2), ("a", 1)]),
     ([("a", 1), ("b", 2), ("c", 3)], [("d", 4)]),
     ([("a", 1), ("t", 1, "UDP"), ("b", 2)], [("b", 2), ("a", 1)]),
+    *(_random_ports(random.Random(seed)) for seed in range(12)),   # fixed seeds: the same cases every run
 ]
 
 
