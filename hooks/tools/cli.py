@@ -433,9 +433,7 @@ class Step:
 
 def resource_of(obj: dict) -> str:
     """`kind.group/name` as kubectl takes it (`statefulset.apps/demo`)."""
-    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
-    kind = str(obj.get("kind", "")).lower() + (f".{group}" if group else "")
-    return f"{kind}/{observed.dig(obj, 'metadata', 'name')}"
+    return adoption.resource_of(str(obj.get("kind", "")), str(obj.get("apiVersion", "")), _name(obj))
 
 
 def patch_of(obj: dict, kind: str, patch: Any) -> dict:
