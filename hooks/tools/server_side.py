@@ -70,14 +70,14 @@ def _merge_items(live: list, desired: list, keys: tuple[str, ...], path: str) ->
     names is passed over until desired reaches it."""
     live_keys, desired_keys = [_key(i, keys) for i in live], [_key(i, keys) for i in desired]
     held, named = dict(zip(live_keys, live)), set(desired_keys)
-    shared = iter([k for k in desired_keys if k in held] + [None])
-    upcoming = next(shared)
+    shared = iter([k for k in desired_keys if k in held])
+    upcoming = next(shared, None)
     found, done, li, di = [], set(), 0, 0
     while li < len(live) or di < len(desired):
         if li < len(live) and di < len(desired) and live_keys[li] == desired_keys[di]:
             found.append(merge(live[li], desired[di], f"{path}[]"))
             done.add(desired_keys[di])
-            li, di, upcoming = li + 1, di + 1, next(shared)
+            li, di, upcoming = li + 1, di + 1, next(shared, None)
         elif li < len(live) and live_keys[li] in named and (live_keys[li] in done or upcoming != live_keys[li]):
             li += 1   # desired places it (or has placed it) elsewhere
         elif li < len(live) and live_keys[li] not in named:
@@ -89,7 +89,7 @@ def _merge_items(live: list, desired: list, keys: tuple[str, ...], path: str) ->
             done.add(key)
             di += 1
             if key == upcoming:
-                upcoming = next(shared)
+                upcoming = next(shared, None)
     return found
 
 
