@@ -490,21 +490,24 @@ def test_children_the_go_operator_made_are_taken_over_under_server_side_apply(ap
 ADOPTED = [convergence.NFS, convergence.SMB]
 
 
-def go_operator_on_the_server(api: kube.Api, strategy: str = ports.DYNAMIC) -> harness.Loop:
+def go_operator_on_the_server(api: kube.Api, strategy: str = ports.DYNAMIC, spec: dict = convergence.SPEC,
+                              adapters: list = ADOPTED, secret_values=None) -> harness.Loop:
     """A DittoServer stored with the Go operator's finalizer, the children the Go operator
     v0.29 creates for it (harness.go_operator_children: NFS's UDP twins, a controller
-    ownerReference with the stored uid, no controller-uid label, its own Secret values) created
-    as it creates them, its StatefulSet running; and a loop for it under `strategy` through the
-    real store."""
+    ownerReference with the stored uid, no controller-uid label, its own Secret values, or
+    `secret_values(name, key)`) created as it creates them, its StatefulSet running; and a loop
+    for it under `strategy` through the real store."""
     ns = namespace(api, "adopt")
-    body = f.parent(namespace=ns, spec=convergence.SPEC, adapters=ADOPTED)
+    body = f.parent(namespace=ns, spec=spec, adapters=adapters)
     body["metadata"] = {"name": "demo", "namespace": ns, "annotations": body["metadata"]["annotations"],
                         "finalizers": [harness.GO_OPERATOR_FINALIZER]}
     stored = api.create(body)
-    loop = harness.Loop(convergence.SPEC, ADOPTED, namespace=ns, strategy=strategy, groups=f.WITH_POLICIES,
+    loop = harness.Loop(spec, adapters, namespace=ns, strategy=strategy, groups=f.WITH_POLICIES,
                         store=functools.partial(realcluster.Store, api, strategy), uid=stored["metadata"]["uid"])
     loop.parent = stored   # the DittoServer as Metacontroller reads it
     for obj in harness.go_operator_children(loop):
+        if obj["kind"] == "Secret" and secret_values:
+            obj["data"] = {key: secret_values(obj["metadata"]["name"], key) for key in obj["data"]}
         _operator_creates(api, obj)
     loop.mark_ready()
     return loop
@@ -542,7 +545,7 @@ def test_without_the_label_the_go_operators_children_are_released_for_real_and_n
 TWINS_STEP = "Remove the UDP port of each pair"
 
 
-def _adopted(loop: harness.Loop, tmp_path, capsys, skipping: str | None = None) -> dict:
+def adopted(loop: harness.Loop, tmp_path, capsys, skipping: str | None = None) -> dict:
     """`adopt --format json`'s patches sent as `kubectl label` and `kubectl patch` send them
     (but those of the step whose title starts with `skipping`); the plan, and the loop's parent
     as it is stored after."""
@@ -564,7 +567,7 @@ def test_the_adopt_hand_over_on_the_real_server_updates_in_place_then_idles(apis
     changes once in the hand-over, where adopt says."""
     loop = go_operator_on_the_server(apiserver, strategy)
     template = apiserver.get("StatefulSet", "demo", loop.cluster.namespace)["spec"]["template"]
-    plan = _adopted(loop, tmp_path, capsys)
+    plan = adopted(loop, tmp_path, capsys)
     patched = apiserver.get("StatefulSet", "demo", loop.cluster.namespace)["spec"]["template"] != template
     assert "finalizers" not in loop.parent["metadata"]
     written = loop.sync()   # raises on any API error
@@ -594,7 +597,7 @@ def test_the_go_operators_nfs_udp_twins_stop_the_dynamic_apply_hand_over_as_the_
     identical ports, which the real server refuses (the model stores it), for the StatefulSet
     and the NFS Service alone. The hook's condition names exactly those objects and ports."""
     loop = go_operator_on_the_server(apiserver)
-    plan = _adopted(loop, tmp_path, capsys, skipping=TWINS_STEP)
+    plan = adopted(loop, tmp_path, capsys, skipping=TWINS_STEP)
     assert any(step["title"].startswith(TWINS_STEP) for step in plan["steps"])
     with pytest.raises(RuntimeError) as refused:
         loop.sync()
@@ -628,7 +631,7 @@ def test_with_adopts_twin_step_the_go_operators_nfs_objects_are_handed_over_unde
     StatefulSet and the NFS Service: then the first sync updates everything in place, as adopt
     predicted, without an API error, and a resync writes nothing."""
     loop = go_operator_on_the_server(apiserver)
-    plan = _adopted(loop, tmp_path, capsys)
+    plan = adopted(loop, tmp_path, capsys)
     (step,) = [s for s in plan["steps"] if s["title"].startswith(TWINS_STEP)]
     assert sorted((e["kind"], e["name"]) for e in step["patches"]) == [("Service", "demo-adapter-nfs"),
                                                                        ("StatefulSet", "demo")]
@@ -696,7 +699,7 @@ def test_adopt_run_after_the_controllers_came_first_recovers_every_released_chil
     made_first()(loop)
     assert sorted(loop.cluster.released) == sorted(operators)
     status = loop.parent["status"]
-    plan = _adopted(loop, tmp_path, capsys)
+    plan = adopted(loop, tmp_path, capsys)
     loop.parent["status"] = status
     notes = [n for step in plan["steps"] for n in step["notes"]]
     assert not any("will generate" in n for n in notes)
