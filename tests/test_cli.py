@@ -391,8 +391,8 @@ def write_live(live: Path, loop: Loop) -> None:
     live.write_text(json.dumps({"kind": "List", "items": list(loop.cluster.objects.values())}))
 
 
-def go_world_files(tmp_path: Path, parent_uid: bool = True) -> tuple[Path, Path, Loop]:
-    loop = Loop(SPEC, [NFS], groups=f.WITH_POLICIES)
+def go_world_files(tmp_path: Path, parent_uid: bool = True, adapters=(NFS,)) -> tuple[Path, Path, Loop]:
+    loop = Loop(SPEC, list(adapters), groups=f.WITH_POLICIES)
     harness.go_operator_world(loop)
     parent = copy.deepcopy(loop.parent)
     if not parent_uid:
@@ -449,12 +449,8 @@ def test_adopt_json_holds_the_same_steps_as_patches(capsys, tmp_path):
 def test_adopt_says_a_server_without_nfs_restarts_once_at_the_first_sync(capsys, tmp_path, strategy):
     """No NFS: no UDP twins to remove and no portmapper to turn on; the hook's pod template,
     which differs from the Go operator's, is the one restart, at the first sync."""
-    loop = Loop(SPEC, [f.entry("smb", 12445)], groups=f.WITH_POLICIES)
-    harness.go_operator_world(loop)
-    manifest, live = tmp_path / "ditto.json", tmp_path / "live.json"
-    manifest.write_text(json.dumps(loop.parent))
-    write_live(live, loop)
-    code, out, _ = run(capsys, "adopt", str(manifest), "--observed", str(live), "--format", "json", "--strategy", strategy)
+    manifest, live, _ = go_world_files(tmp_path, adapters=[f.entry("smb", 12445)])
+    code, out, _ = run(capsys, "adopt", manifest, "--observed", live, "--format", "json", "--strategy", strategy)
     plan = json.loads(out)
     assert code == 0 and not any(s["title"].startswith("Remove the UDP port") for s in plan["steps"])
     assert [r["when"] for r in plan["restarts"]] == ["at the first sync"] and plan["firstSync"]["podRolls"] is True
