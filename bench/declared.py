@@ -55,7 +55,7 @@ CONNECTIONS = 4           # Metacontroller's concurrent calls (the hook's 2 work
 LOGIN_PATH = "/api/v1/auth/login"
 # What each related resource of a customize answer is, by its resource name.
 KINDS = {"dittoservers": "DittoServer", "secrets": "Secret", "statefulsets": "StatefulSet",
-         **dict(zip(discovery.DECLARED_RESOURCES, discovery.DECLARED_KINDS))}
+         **{resource: kind for kind, resource in declared.RESOURCES.items()}}
 CREATED = "2026-12-04T19:24:01.613606645Z"
 
 

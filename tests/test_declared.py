@@ -128,10 +128,10 @@ def test_stores_are_made_under_the_claims_and_their_digest_holds_no_credential()
 def test_the_manager_account_is_for_servers_that_something_names():
     share = declared_object("DittoShare", "export", SHARE)
     related = {"DittoShare.dittofs.dittofs.com/v1alpha1": {"storage/export": share}, "Secret.v1": {}}
-    assert discovery.declared_for(related, "demo", "storage")
-    assert not discovery.declared_for(related, "other", "storage")
-    assert not discovery.declared_for(related, "demo", "elsewhere")
-    assert not discovery.declared_for({"DittoShare.dittofs.dittofs.com/v1alpha1": "x"}, "demo", "storage")
+    assert discovery.parsed_declared(related, "demo", "storage")[0]
+    assert not discovery.parsed_declared(related, "other", "storage")[0]
+    assert not discovery.parsed_declared(related, "demo", "elsewhere")[0]
+    assert not discovery.parsed_declared({"DittoShare.dittofs.dittofs.com/v1alpha1": "x"}, "demo", "storage")[0]
 
 
 def test_status_keeps_its_transition_time_and_says_ephemeral():
@@ -250,13 +250,14 @@ def test_a_name_declared_twice_has_one_keeper_the_oldest():
     other = share("d-other", "2025-01-01T00:00:00Z", server="elsewhere")
     related = {"DittoShare.dittofs.dittofs.com/v1alpha1": {f"storage/{o['metadata']['name']}": o
                                                            for o in (second, gone, first, other)}}
-    found = discovery.twins(related, "demo", "storage")
+    found = discovery.twins_of(discovery.parsed_declared(related, "demo", "storage")[1])
     assert found == {"shares": {"/data": ["b-first", "a-second"]}}   # the deleting one and the other server's aside
     server = {"metadata": {"annotations": {controlplane.TWINS_ANNOTATION: json.dumps(found)}}}
     assert decorate.twin_of(server, declared.read({"object": first}, declared.SHARE)) == (["a-second"], True)
     assert decorate.twin_of(server, declared.read({"object": second}, declared.SHARE)) == (["b-first"], False)
     assert decorate.twin_of({"metadata": {}}, declared.read({"object": first}, declared.SHARE)) is None
-    assert discovery.twins({"DittoShare.dittofs.dittofs.com/v1alpha1": {"x": first}}, "demo", "storage") == {}
+    alone = {"DittoShare.dittofs.dittofs.com/v1alpha1": {"x": first}}
+    assert discovery.twins_of(discovery.parsed_declared(alone, "demo", "storage")[1]) == {}
 
 
 def test_a_generated_password_secret_taken_by_another_secret_says_what_to_do():

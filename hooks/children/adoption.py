@@ -119,12 +119,8 @@ def port_lists(obj: dict) -> list[tuple[str, list, str]]:
 def twins_to_remove(items: list, key: str) -> list[int]:
     """Indices of the ports to remove so that no two share `key`: of each pair the UDP one
     (the Go operator's NFS twins; the hook writes TCP under dynamic apply), else all but the first."""
-    groups: dict[str, list[int]] = {}
-    for index, item in enumerate(items):
-        if isinstance(item, dict) and isinstance(item.get(key), (int, str)):
-            groups.setdefault(str(item[key]), []).append(index)
     doomed = []
-    for indices in groups.values():
+    for indices in observed.sharing_a_key(items, key).values():
         udp = [i for i in indices if items[i].get("protocol") == "UDP"]
         doomed += udp if 0 < len(udp) < len(indices) else indices[1:]
     return sorted(doomed, reverse=True)   # removed from the end, so each index still holds

@@ -3,8 +3,9 @@ the `k8s-operator` account the discovery hook polls with, and the password of th
 account the DittoShare, DittoUser and DittoGroup hooks write with.
 
 Values are random only until the Secret exists (as a child, or as an object of its name that
-Metacontroller has not adopted yet); from then on the observed data is returned unchanged, as `data` (base64), so Metacontroller never rewrites them. The bootstrap Secret is
-read by DittoFS once, at first boot: after someone changes the admin password it is history.
+Metacontroller has not adopted yet); from then on the observed data is returned unchanged, as
+`data` (base64), so Metacontroller never rewrites them. The bootstrap Secret is read by DittoFS
+once, at first boot: after someone changes the admin password it is history.
 
 A legacy `{p}-admin-credentials` (this project's name before DittoFS v0.29, and the Go
 operator's) is adopted: its values seed the bootstrap Secret, so a running server keeps its

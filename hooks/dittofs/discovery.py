@@ -38,8 +38,6 @@ EXTENSION = "dittofs_discovery"          # the app's Discovery in flask's `app.e
 SERVER_URL_KEY = "server-url"
 OPERATOR_ROLE = "operator"
 MANAGER_ROLE = "admin"   # DittoFS lets only admins write stores, shares, users and groups
-DECLARED_RESOURCES = ("dittoshares", "dittousers", "dittogroups")
-DECLARED_KINDS = ("DittoShare", "DittoUser", "DittoGroup")
 # What the inventory lists: (count, path, the field holding the name).
 INVENTORY = (("shares", "/api/v1/shares", "name"), ("users", "/api/v1/users", "username"),
              ("groups", "/api/v1/groups", "name"))
@@ -552,10 +550,6 @@ class Discovery:
             pem = None
         return self.trust.path(pem) if pem and "-----BEGIN CERTIFICATE-----" in pem else True
 
-    def discover(self, request: object) -> dict:
-        """DecoratorController sync."""
-        return self.decide(request)[0]
-
     def decide(self, request: object) -> tuple[dict, str]:
         """The answer, and what the call did (OK, FAILED, NOT_READY or BACKING_OFF), for the metrics."""
         target = self.target(request)
@@ -596,7 +590,7 @@ def related_resources(request: object) -> dict:
         # Every share, user and group of the namespace (no names: all of them): the manager
         # account is made only for a server that something declared names.
         *({"apiVersion": f"{spec.GROUP}/v1alpha1", "resource": resource, "namespace": namespace}
-          for resource in DECLARED_RESOURCES),
+          for resource in declared.RESOURCES.values()),
     ]}
 
 
@@ -606,18 +600,13 @@ def declared_objects(related: object, name: str, namespace: str):
     groups = related.items() if isinstance(related, dict) else ()
     for group, objects in groups:
         kind = group.split(".")[0] if isinstance(group, str) else None
-        if kind not in DECLARED_KINDS or not isinstance(objects, dict):
+        if kind not in declared.KINDS or not isinstance(objects, dict):
             continue
         for obj in objects.values():
             meta = observed.dig(obj, "metadata", default={})
             if observed.dig(obj, "spec", "server") == name and isinstance(meta, dict) and \
                     meta.get("namespace", namespace) == namespace:
                 yield kind, obj
-
-
-def declared_for(related: object, name: str, namespace: str) -> bool:
-    """Whether a DittoShare, DittoUser or DittoGroup in the namespace names this server."""
-    return next(declared_objects(related, name, namespace), None) is not None
 
 
 def parsed_declared(related: object, name: str, namespace: str) -> tuple[bool, list[tuple[declared.Declared, str]]]:
@@ -647,10 +636,6 @@ def twins_of(found: list[tuple[declared.Declared, str]]) -> dict[str, dict[str, 
                 (created, parsed.name))
     return {count: {held: [obj for _, obj in sorted(objs)] for held, objs in sorted(by_name.items()) if len(objs) > 1}
             for count, by_name in sorted(names.items()) if any(len(objs) > 1 for objs in by_name.values())}
-
-
-def twins(related: object, name: str, namespace: str) -> dict[str, dict[str, list[str]]]:
-    return twins_of(parsed_declared(related, name, namespace)[1])
 
 
 def with_twins(answer: dict, target: Target) -> dict:

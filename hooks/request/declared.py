@@ -19,6 +19,8 @@ SHARE, USER, GROUP = "DittoShare", "DittoUser", "DittoGroup"
 KINDS = (SHARE, USER, GROUP)
 # What DittoFS calls a collection of each (its API paths, the inventory's counts).
 COLLECTIONS = {SHARE: "shares", USER: "users", GROUP: "groups"}
+# The resource of each kind: its routes (`/dittoshares/sync`) and its rules.
+RESOURCES = {SHARE: "dittoshares", USER: "dittousers", GROUP: "dittogroups"}
 API_GROUP = "dittofs.dittofs.com"
 RETAIN, DELETE = "Retain", "Delete"
 PERMISSIONS = ("none", "read", "read-write", "admin")

@@ -234,20 +234,28 @@ def as_last_applied(obj: dict, sorted_lists: tuple[str, ...] = ()) -> dict:
     return found
 
 
+def sharing_a_key(items: object, key: str) -> dict[str, list[int]]:
+    """The indices of the items (objects) of a list that share their `key` value (a number or a
+    string) with another item, by that value as text; the others are left out."""
+    groups: dict[str, list[int]] = {}
+    for index, item in enumerate(listed(items)):
+        # Numbers and strings only: str() of a value nested 1000 deep raises RecursionError.
+        if isinstance(item, dict) and isinstance(item.get(key), (int, str)):
+            groups.setdefault(str(item[key]), []).append(index)
+    return {value: indices for value, indices in groups.items() if len(indices) > 1}
+
+
 def _twins(items: object, key: str) -> list[str]:
     """`key value (name/protocol, ...)` for each value that two or more ports share."""
-    ports = [item for item in listed(items) if isinstance(item, dict)]
-    # Numbers and strings only: str() of a value nested 1000 deep raises RecursionError.
-    values = [str(value) for item in ports if isinstance(value := item.get(key), (int, str))]
-    if len(set(values)) == len(values):
-        return []   # every sync asks; twins are rare, so the names are only read for them
-    by_key: dict[str, list[str]] = {}
-    for item in ports:
-        if isinstance(item.get(key), (int, str)):
+    ports = listed(items)
+    found = []
+    for value, indices in sharing_a_key(ports, key).items():
+        described = []
+        for item in (ports[i] for i in indices):
             name, protocol = item.get("name"), item.get("protocol", "TCP")
-            by_key.setdefault(str(item[key]), []).append(
-                f"{name if isinstance(name, str) else '?'}/{protocol if isinstance(protocol, str) else '?'}")
-    return [f"{key} {value} ({', '.join(found)})" for value, found in by_key.items() if len(found) > 1]
+            described.append(f"{name if isinstance(name, str) else '?'}/{protocol if isinstance(protocol, str) else '?'}")
+        found.append(f"{key} {value} ({', '.join(described)})")
+    return found
 
 
 def twin_ports(found: Observed) -> list[str]:

@@ -20,8 +20,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from hooks.request import observed
+
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
-SELECTOR_LABEL = "controller-uid"   # generateSelector: the label a parent's children are selected by
+SELECTOR_LABEL = observed.SELECTOR_LABEL   # generateSelector: the label a parent's children are selected by
 LIST_MAP_KEYS = ("containerPort", "port", "mountPath", "name", "uid", "ip", "path")
 
 # Metadata Metacontroller copies back from the live object after merging (Go:
@@ -492,8 +494,8 @@ def owner_ref(parent_name: str, parent_uid: str) -> dict:
 
 
 def controller_uid(obj: dict) -> str | None:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return next((ref.get("uid") for ref in refs if ref.get("controller") is True), None)
+    ref = observed.controller_of(obj)
+    return ref.get("uid") if ref is not None else None
 
 
 def claim_verdict(obj: dict, parent_uid: str) -> str | None:

@@ -173,7 +173,7 @@ def parent_uid(parent: dict, live: list[dict]) -> str | None:
         return uid
     name, namespace = parent["metadata"].get("name"), parent["metadata"]["namespace"]
     found = {ref.get("uid") for obj in live
-             if namespace_of(obj, namespace) == namespace and (ref := controller_ref(obj))
+             if namespace_of(obj, namespace) == namespace and (ref := observed.controller_of(obj))
              and is_parent_ref(ref, name, None)}
     return found.pop() if len(found) == 1 else None
 
@@ -189,11 +189,6 @@ def namespace_of(obj: dict, default: str) -> str:
     return observed.dig(obj, "metadata", "namespace") or default
 
 
-def controller_ref(obj: dict) -> dict | None:
-    refs = observed.dig(obj, "metadata", "ownerReferences", default=[]) or []
-    return next((r for r in refs if isinstance(r, dict) and r.get("controller") is True), None)
-
-
 def is_parent_ref(ref: dict, name: str, uid: str | None) -> bool:
     return (ref.get("kind") == spec.KIND and str(ref.get("apiVersion", "")).startswith(spec.GROUP + "/")
             and ref.get("name") == name and (uid is None or ref.get("uid") == uid))
@@ -206,11 +201,11 @@ def is_child(obj: dict, parent: dict, uid: str | None, groups: tuple[str, ...]) 
     name, namespace = parent["metadata"]["name"], parent["metadata"]["namespace"]
     if group_of(obj) not in groups or namespace_of(obj, namespace) != namespace:
         return False
-    ref = controller_ref(obj)
+    ref = observed.controller_of(obj)
     if ref is not None:
         return is_parent_ref(ref, name, uid)
     labels = observed.labels(obj)
-    if uid is not None and labels.get(applying.SELECTOR_LABEL) == uid:
+    if uid is not None and labels.get(observed.SELECTOR_LABEL) == uid:
         return True
     return labels.get("instance") == name and labels.get("app.kubernetes.io/managed-by") == context.MANAGED_BY
 
@@ -449,7 +444,7 @@ def kubectl_patch(entry: dict, resource: str) -> str:
 def labelled(obj: dict, uid: str) -> dict:
     """`obj` as it is once step 2 has run: with Metacontroller's selector label."""
     found = copy.deepcopy(obj)
-    found.setdefault("metadata", {})["labels"] = {**observed.labels(found), applying.SELECTOR_LABEL: uid}
+    found.setdefault("metadata", {})["labels"] = {**observed.labels(found), observed.SELECTOR_LABEL: uid}
     return found
 
 
@@ -459,7 +454,7 @@ def stop_step(namespace: str, deployment: str) -> Step:
 
 
 def label_step(children: list[dict], uid: str) -> Step:
-    patches = tuple(patch_of(c, "merge", {"metadata": {"labels": {applying.SELECTOR_LABEL: uid}}}) for c in children)
+    patches = tuple(patch_of(c, "merge", {"metadata": {"labels": {observed.SELECTOR_LABEL: uid}}}) for c in children)
     commands = tuple(adoption.label_command(p["namespace"], c.get("kind"), c.get("apiVersion"), p["name"], uid)
                      for p, c in zip(patches, children))
     return Step("Label each child with Metacontroller's selector label: one controlled by the parent without it "
@@ -476,7 +471,7 @@ def foreign_step(foreign: list[dict]) -> Step | None:
     notes = tuple(f"{obj.get('kind')} {observed.dig(obj, 'metadata', 'name')}: controlled by "
                   f"{ref.get('kind')} {ref.get('name')} (uid {ref.get('uid')}); adopt leaves it alone, and "
                   "Metacontroller cannot create this child while it exists"
-                  for obj in foreign if (ref := controller_ref(obj)) is not None)
+                  for obj in foreign if (ref := observed.controller_of(obj)) is not None)
     return Step("Objects with a child's name that another controller owns (not touched: move them away or "
                 "delete them if they are not needed)", notes=notes)
 
@@ -546,7 +541,7 @@ def secrets_step(parent: dict, children: list[dict], live: list[dict]) -> Step:
         if secret in have:
             return "kept as it is (labelled in step 2; the hook keeps every value it finds)"
         if secret in present:
-            ref = controller_ref(present[secret])
+            ref = observed.controller_of(present[secret])
             owner = f"{ref.get('kind')} {ref.get('name')}" if ref else "nobody"
             return f"exists, controlled by {owner}: not a child, left as it is (the hook cannot use it)"
         return "not found in the namespace: the hook will generate it"
@@ -588,8 +583,8 @@ def handover(parent: dict, live: list[dict], strategy: ports.Strategy, groups: t
     if not isinstance(uid, str) or not uid:
         raise CliError(f"the {spec.KIND} has no uid: give the live object (kubectl get dittoserver NAME -o json)")
     named = named_as_children(parent, live, groups)
-    foreign = [obj for obj in named if (ref := controller_ref(obj)) is not None and ref.get("uid") != uid]
-    released = [obj for obj in named if controller_ref(obj) is None]
+    foreign = [obj for obj in named if (ref := observed.controller_of(obj)) is not None and ref.get("uid") != uid]
+    released = [obj for obj in named if observed.controller_of(obj) is None]
     children = [obj for obj in live if is_child(obj, parent, uid, groups) or any(obj is r for r in released)]
     fixed = [adoption.without_twins(obj)[0] for obj in children] if strategy == ports.DYNAMIC else children
     result = first_sync(parent, live, fixed, uid, strategy, groups, originals=children)

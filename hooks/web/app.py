@@ -23,8 +23,6 @@ log = logging.getLogger("hooks.web.app")
 JSON = "application/json"
 SETTINGS, METRICS = "dittofs_settings", "dittofs_metrics"
 KEEPER = "dittofs_keeper"
-# The declared kinds' hooks, by the resource name in their routes.
-DECLARED = {"dittoshares": declared.SHARE, "dittousers": declared.USER, "dittogroups": declared.GROUP}
 OPEN_ROUTES = ("/healthz", "/metrics")   # probes and scrapers carry no token
 ETAG_PIECE = 2047   # CPython's hashlib releases the GIL for 2048 bytes or more
 
@@ -214,7 +212,7 @@ def register_routes(app: flask.Flask, config: settings.Settings, meter: metrics.
         note_parent(body, "parent")
         return respond(discovery.related_resources(body))
 
-    for resource, kind in DECLARED.items():
+    for kind, resource in declared.RESOURCES.items():
         register_declared(app, resource, kind, request_json)
 
 
